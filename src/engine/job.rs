@@ -1,0 +1,68 @@
+//! What a generation job carries in and out, and its cancellation token.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::prompt::{Budget, PromptText};
+
+/// A cheap, shareable "stop now" flag, checked between tokens.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Decides from the text generated so far whether to stop (e.g. the block ended).
+pub type StopWhen = Box<dyn Fn(&str) -> bool + Send>;
+
+/// One completion to generate.
+pub struct GenerateRequest {
+    pub text: PromptText,
+    pub budget: Budget,
+    pub max_new_tokens: usize,
+    /// Stop at the first line break.
+    pub single_line: bool,
+    /// Stop when this returns true for the text so far.
+    pub stop_when: Option<StopWhen>,
+    /// Stop generating at this instant and answer with what is there.
+    pub deadline: Instant,
+}
+
+/// Why generation stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// An end-of-text or FIM marker.
+    EndOfText,
+    /// A line break in single-line mode.
+    EndOfLine,
+    /// The stop predicate (end of block) fired.
+    EndOfBlock,
+    MaxTokens,
+    TimeBudget,
+    /// The context window is full.
+    ContextFull,
+}
+
+/// The raw output of one job, with its timings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Generated {
+    pub text: String,
+    pub stop: StopReason,
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV entries were reused from the previous job.
+    pub reused_tokens: usize,
+    pub new_tokens: usize,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+}

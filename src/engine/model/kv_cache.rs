@@ -1,0 +1,161 @@
+//! A preallocated key/value cache whose length can be cut back in O(1).
+//!
+//! Each layer owns one K and one V tensor of shape `[1, num_kv_heads, max_ctx, head_dim]`,
+//! allocated once. New positions are written in place with [`Tensor::slice_set`]; attention
+//! reads a narrowed view of the first `len` positions (no copy). Truncating only moves the
+//! shared length cursor: stale entries past it are overwritten by the next append. This is
+//! what lets the engine keep the common prefix of two consecutive prompts and only run the
+//! tokens that changed.
+
+use candle_core::{DType, Device, Tensor};
+
+/// Per-layer K/V storage plus one length cursor shared by all layers.
+#[derive(Debug)]
+pub struct KvCache {
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+    len: usize,
+    max_ctx: usize,
+}
+
+impl KvCache {
+    /// Allocates `num_layers` zeroed K and V tensors of `[1, num_kv_heads, max_ctx, head_dim]`.
+    pub fn new(
+        num_layers: usize,
+        num_kv_heads: usize,
+        head_dim: usize,
+        max_ctx: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        let shape = (1, num_kv_heads, max_ctx, head_dim);
+        let mut keys = Vec::with_capacity(num_layers);
+        let mut values = Vec::with_capacity(num_layers);
+        for _ in 0..num_layers {
+            keys.push(Tensor::zeros(shape, dtype, device)?);
+            values.push(Tensor::zeros(shape, dtype, device)?);
+        }
+        Ok(Self {
+            keys,
+            values,
+            len: 0,
+            max_ctx,
+        })
+    }
+
+    /// Number of committed positions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Capacity in positions.
+    pub fn max_ctx(&self) -> usize {
+        self.max_ctx
+    }
+
+    /// Forgets every position at or after `len` (no-op when `len >= self.len()`). O(1).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Fails (without changing anything) if `n` more positions do not fit.
+    pub fn ensure_room(&self, n: usize) -> candle_core::Result<()> {
+        match self.len.checked_add(n) {
+            Some(end) if end <= self.max_ctx => Ok(()),
+            _ => candle_core::bail!(
+                "KV cache overflow: {} cached + {n} new positions exceed the context of {} \
+                 (truncate the cache or shorten the prompt)",
+                self.len,
+                self.max_ctx
+            ),
+        }
+    }
+
+    /// Writes `k` and `v` (`[1, num_kv_heads, n, head_dim]`) for `layer` at the uncommitted
+    /// positions `len()..len()+n` and returns views of positions `0..len()+n`.
+    ///
+    /// The cursor does not move: call [`KvCache::commit`] once every layer has been written, so
+    /// that a forward pass failing half-way leaves the cache as it was.
+    pub fn append(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let n = k.dim(2)?;
+        self.ensure_room(n)?;
+        let (Some(k_cache), Some(v_cache)) = (self.keys.get(layer), self.values.get(layer)) else {
+            candle_core::bail!("KV cache has no layer {layer}");
+        };
+        k_cache.slice_set(&k.contiguous()?, 2, self.len)?;
+        v_cache.slice_set(&v.contiguous()?, 2, self.len)?;
+        let end = self.len + n;
+        Ok((k_cache.narrow(2, 0, end)?, v_cache.narrow(2, 0, end)?))
+    }
+
+    /// Marks `n` appended positions as cached.
+    pub fn commit(&mut self, n: usize) -> candle_core::Result<()> {
+        self.ensure_room(n)?;
+        self.len += n;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(n: usize, value: f32) -> Tensor {
+        Tensor::full(value, (1, 2, n, 4), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn append_truncate_and_overwrite() {
+        let mut cache = KvCache::new(1, 2, 4, 8, DType::F32, &Device::Cpu).unwrap();
+        let (k, _) = cache.append(0, &filled(3, 1.0), &filled(3, 1.0)).unwrap();
+        assert_eq!(k.dims(), &[1, 2, 3, 4]);
+        cache.commit(3).unwrap();
+        cache.truncate(10); // no-op
+        assert_eq!(cache.len(), 3);
+        cache.truncate(1);
+        assert_eq!(cache.len(), 1);
+        let (k, v) = cache.append(0, &filled(2, 2.0), &filled(2, 3.0)).unwrap();
+        cache.commit(2).unwrap();
+        let k: Vec<f32> = k.i_sum_positions();
+        assert_eq!(k, vec![8.0, 16.0, 16.0]);
+        assert_eq!(v.i_sum_positions(), vec![8.0, 24.0, 24.0]);
+    }
+
+    #[test]
+    fn overflow_is_an_error_and_changes_nothing() {
+        let mut cache = KvCache::new(2, 2, 4, 4, DType::F32, &Device::Cpu).unwrap();
+        cache.append(0, &filled(3, 1.0), &filled(3, 1.0)).unwrap();
+        cache.commit(3).unwrap();
+        assert!(cache.append(1, &filled(2, 1.0), &filled(2, 1.0)).is_err());
+        assert!(cache.commit(2).is_err());
+        assert!(cache.append(5, &filled(1, 1.0), &filled(1, 1.0)).is_err());
+        assert_eq!(cache.len(), 3);
+    }
+
+    /// Sum over heads and head_dim for each position.
+    trait SumPositions {
+        fn i_sum_positions(&self) -> Vec<f32>;
+    }
+    impl SumPositions for Tensor {
+        fn i_sum_positions(&self) -> Vec<f32> {
+            self.sum(3)
+                .unwrap()
+                .sum(1)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The language model: a project-owned Qwen2 forward pass with an O(1)-truncatable KV cache.
+//!
+//! [`Qwen2::load`] reads a GGUF file or a Hugging Face folder and returns the model together
+//! with its tokenizer; the engine thread then feeds tokens with [`Qwen2::forward_last`] /
+//! [`Qwen2::forward_all`] and rewinds the cache with [`Qwen2::truncate`] to reuse the prefix
+//! shared with the previous prompt.
+//!
+//! Files: [`config`] (hyper-parameters), [`weights`] (reading files), [`quant`] (Q5_0 → Q8_0),
+//! [`kv_cache`], [`qwen2`] (the forward pass), [`error`] ([`LoadError`]).
+
+pub mod config;
+pub mod error;
+pub mod kv_cache;
+pub mod quant;
+pub mod qwen2;
+pub mod weights;
+
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use tokenizers::Tokenizer;
+
+pub use config::ModelConfig;
+pub use error::LoadError;
+
+/// Special tokens a fill-in-the-middle prompt needs; each must encode as one id.
+pub const FIM_TOKENS: [&str; 4] = [
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|endoftext|>",
+];
+
+/// A loaded Qwen2 model and its KV cache.
+#[derive(Debug)]
+pub struct Qwen2 {
+    model: qwen2::Model,
+}
+
+impl Qwen2 {
+    /// Loads a GGUF file or a Hugging Face folder (decided by: is a directory → HF; else GGUF
+    /// magic bytes) and allocates a KV cache of `max_ctx` positions (clamped to the model's
+    /// trained context and to at least 1; see [`Qwen2::max_ctx`]).
+    pub fn load(
+        path: &Path,
+        device: &Device,
+        max_ctx: usize,
+    ) -> Result<(Qwen2, Tokenizer), LoadError> {
+        // candle may panic on malformed data it does not validate; a bad file must never take
+        // the server down, so a panic during loading is reported as corruption.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            load_unguarded(path, device, max_ctx)
+        })) {
+            Ok(result) => result,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                Err(LoadError::corrupt(
+                    path,
+                    format!("the loader panicked: {msg}"),
+                ))
+            }
+        }
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    /// Capacity of the KV cache in positions.
+    pub fn max_ctx(&self) -> usize {
+        self.model.cache().max_ctx()
+    }
+
+    /// Number of positions currently in the KV cache.
+    pub fn cached_len(&self) -> usize {
+        self.model.cache().len()
+    }
+
+    /// O(1): forget every cached position at or after `len` (no-op if `len >= cached_len`).
+    pub fn truncate(&mut self, len: usize) {
+        self.model.cache_mut().truncate(len);
+    }
+
+    /// Runs `tokens` at positions `cached_len()..cached_len()+tokens.len()`, appending to the
+    /// cache. Returns f32 logits `[1, vocab]` for the last position only.
+    pub fn forward_last(&mut self, tokens: &[u32]) -> anyhow::Result<Tensor> {
+        Ok(self.model.forward(tokens, false)?)
+    }
+
+    /// Same as [`Qwen2::forward_last`] but returns logits for every new position:
+    /// `[tokens.len(), vocab]` (used to verify speculative drafts).
+    pub fn forward_all(&mut self, tokens: &[u32]) -> anyhow::Result<Tensor> {
+        Ok(self.model.forward(tokens, true)?)
+    }
+}
+
+/// [`Qwen2::load`] without the panic guard.
+fn load_unguarded(
+    path: &Path,
+    device: &Device,
+    max_ctx: usize,
+) -> Result<(Qwen2, Tokenizer), LoadError> {
+    let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
+    let (cfg, weights, tokenizer) = if meta.is_dir() {
+        weights::load_hf(path, device)?
+    } else {
+        check_gguf_magic(path)?;
+        weights::load_gguf(path, device)?
+    };
+    check_tokenizer(path, &tokenizer, &cfg)?;
+    let max_ctx = max_ctx.clamp(1, cfg.max_position_embeddings);
+    tracing::info!(
+        path = %path.display(),
+        layers = cfg.num_layers,
+        hidden = cfg.hidden_size,
+        max_ctx,
+        "model loaded"
+    );
+    let model = qwen2::Model::new(cfg, weights, max_ctx, device).map_err(|e| {
+        LoadError::corrupt(
+            path,
+            format!("cannot set up the model ({e}); try a smaller context"),
+        )
+    })?;
+    Ok((Qwen2 { model }, tokenizer))
+}
+
+/// Fails with [`LoadError::NotAModel`] unless the file starts with `GGUF`.
+fn check_gguf_magic(path: &Path) -> Result<(), LoadError> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
+    let read = file.read(&mut magic).map_err(|e| LoadError::io(path, e))?;
+    if read < 4 || &magic != b"GGUF" {
+        return Err(LoadError::NotAModel {
+            path: path.to_path_buf(),
+            reason: "it does not start with the GGUF magic bytes".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that the tokenizer can drive FIM completion and fits the model's vocabulary.
+fn check_tokenizer(path: &Path, tokenizer: &Tokenizer, cfg: &ModelConfig) -> Result<(), LoadError> {
+    let error = |detail: String| LoadError::Tokenizer {
+        path: path.to_path_buf(),
+        detail,
+    };
+    for token in FIM_TOKENS {
+        let single = tokenizer
+            .encode(token, false)
+            .ok()
+            .filter(|enc| enc.get_ids().len() == 1)
+            .map(|enc| enc.get_ids()[0]);
+        if single.is_none() || single != tokenizer.token_to_id(token) {
+            return Err(error(format!(
+                "not a FIM-capable Qwen2.5-Coder tokenizer: `{token}` is not a single token; \
+                 use a Qwen2.5-Coder model"
+            )));
+        }
+    }
+    let size = tokenizer.get_vocab_size(true);
+    if size > cfg.vocab_size {
+        return Err(error(format!(
+            "the tokenizer has {size} tokens but the model only {}; tokenizer and weights come \
+             from different models",
+            cfg.vocab_size
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

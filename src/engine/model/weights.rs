@@ -1,0 +1,336 @@
+//! Reading Qwen2 weights from disk: GGUF files and Hugging Face folders.
+//!
+//! Both loaders produce the same [`Weights`]: every linear layer is a [`QMatMul`] (quantized
+//! blocks from GGUF, with Q5_0 re-encoded as Q8_0 on CPU, see [`super::quant`]; plain f32 for
+//! safetensors), norms and biases are f32 tensors. Every tensor's shape is checked against the
+//! [`ModelConfig`] here, so a mismatching or truncated file is a [`LoadError`] rather than a
+//! shape error (or a panic) during the first completion.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+use tokenizers::Tokenizer;
+
+use super::config::ModelConfig;
+use super::quant::fast_cpu_layout;
+use super::LoadError;
+
+/// A linear layer `y = x Wᵀ (+ b)`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: QMatMul,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Applies the layer to `x` (`[.., in]` → `[.., out]`); `x` must be contiguous.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = self.weight.forward(x)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// The token embedding table.
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    /// Quantized rows, dequantized on lookup (saves `vocab × hidden × 4` bytes of RAM).
+    Quantized(Arc<QTensor>),
+    /// A dense `[vocab, hidden]` table.
+    Dense(Tensor),
+}
+
+impl Embedding {
+    /// Looks up `ids` (`[n]`, u32) and returns `[n, hidden]` f32 rows.
+    pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Quantized(q) => q.embedding(ids)?.to_dtype(DType::F32),
+            Self::Dense(t) => t.index_select(ids, 0),
+        }
+    }
+}
+
+/// The weights of one transformer block.
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    pub attn_norm: Tensor,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub ffn_norm: Tensor,
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+/// All the weights of a Qwen2 model, ready for [`super::qwen2::Model::new`].
+#[derive(Debug, Clone)]
+pub struct Weights {
+    pub embed: Embedding,
+    pub layers: Vec<LayerWeights>,
+    pub final_norm: Tensor,
+    pub lm_head: QMatMul,
+}
+
+/// What both loaders return.
+pub type Loaded = (ModelConfig, Weights, Tokenizer);
+
+/// Loads a GGUF file (caller has checked the magic bytes).
+pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
+    let _span = tracing::debug_span!("load_gguf", path = %path.display()).entered();
+    let file = File::open(path).map_err(|e| LoadError::io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let content = gguf_file::Content::read(&mut reader).map_err(|e| LoadError::corrupt(path, e))?;
+    let mut cfg = ModelConfig::from_gguf(&content).map_err(|e| LoadError::config(path, e))?;
+    let tokenizer = {
+        use candle_core::quantized::tokenizer::TokenizerFromGguf;
+        Tokenizer::from_gguf(&content).map_err(|e| LoadError::Tokenizer {
+            path: path.to_path_buf(),
+            detail: format!("the GGUF's embedded tokenizer cannot be read: {e}"),
+        })?
+    };
+
+    // GGUF has no vocabulary-size key: the embedding table is authoritative.
+    let vocab = match content.tensor_infos.get("token_embd.weight") {
+        Some(info) => info.shape.dims().first().copied().unwrap_or(0),
+        None => {
+            return Err(LoadError::corrupt(
+                path,
+                "missing tensor `token_embd.weight`",
+            ))
+        }
+    };
+    cfg.vocab_size = vocab;
+    cfg.tie_word_embeddings = !content.tensor_infos.contains_key("output.weight");
+    cfg.validate().map_err(|e| LoadError::config(path, e))?;
+
+    let mut gguf = GgufTensors {
+        path,
+        content: &content,
+        reader: &mut reader,
+        device,
+    };
+    let (h, kv, ffn) = (cfg.hidden_size, cfg.kv_dim(), cfg.intermediate_size);
+    let embed = Arc::new(gguf.quantized("token_embd.weight", &[vocab, h])?);
+    let mut layers = Vec::with_capacity(cfg.num_layers);
+    for i in 0..cfg.num_layers {
+        let p = format!("blk.{i}");
+        layers.push(LayerWeights {
+            attn_norm: gguf.dense(&format!("{p}.attn_norm.weight"), &[h])?,
+            q: gguf.linear(&p, "attn_q", [h, h], true)?,
+            k: gguf.linear(&p, "attn_k", [kv, h], true)?,
+            v: gguf.linear(&p, "attn_v", [kv, h], true)?,
+            o: gguf.linear(&p, "attn_output", [h, h], false)?,
+            ffn_norm: gguf.dense(&format!("{p}.ffn_norm.weight"), &[h])?,
+            gate: gguf.linear(&p, "ffn_gate", [ffn, h], false)?,
+            up: gguf.linear(&p, "ffn_up", [ffn, h], false)?,
+            down: gguf.linear(&p, "ffn_down", [h, ffn], false)?,
+        });
+    }
+    let final_norm = gguf.dense("output_norm.weight", &[h])?;
+    let lm_head = if cfg.tie_word_embeddings {
+        QMatMul::from_arc(embed.clone())
+    } else {
+        QMatMul::from_qtensor(gguf.quantized("output.weight", &[vocab, h])?)
+    }
+    .map_err(|e| LoadError::corrupt(path, e))?;
+    let weights = Weights {
+        embed: Embedding::Quantized(embed),
+        layers,
+        final_norm,
+        lm_head,
+    };
+    Ok((cfg, weights, tokenizer))
+}
+
+/// Reads named tensors out of a parsed GGUF, checking shapes and mapping errors.
+struct GgufTensors<'a, R> {
+    path: &'a Path,
+    content: &'a gguf_file::Content,
+    reader: &'a mut R,
+    device: &'a Device,
+}
+
+impl<R: std::io::Read + std::io::Seek> GgufTensors<'_, R> {
+    /// Reads `name`, checking it has shape `dims` (PyTorch order: `[out, in]`).
+    fn quantized(&mut self, name: &str, dims: &[usize]) -> Result<QTensor, LoadError> {
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| LoadError::corrupt(self.path, format!("missing tensor `{name}`")))?;
+        if info.shape.dims() != dims {
+            return Err(LoadError::corrupt(
+                self.path,
+                format!(
+                    "tensor `{name}` has shape {:?}, expected {dims:?}",
+                    info.shape.dims()
+                ),
+            ));
+        }
+        let qt = info
+            .read(self.reader, self.content.tensor_data_offset, self.device)
+            .map_err(|e| LoadError::corrupt(self.path, format!("tensor `{name}`: {e}")))?;
+        fast_cpu_layout(qt).map_err(|e| LoadError::corrupt(self.path, e))
+    }
+
+    /// Reads `name` and dequantizes it to f32 (norms and biases).
+    fn dense(&mut self, name: &str, dims: &[usize]) -> Result<Tensor, LoadError> {
+        let qt = self.quantized(name, dims)?;
+        qt.dequantize(self.device)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .map_err(|e| LoadError::corrupt(self.path, format!("tensor `{name}`: {e}")))
+    }
+
+    /// Reads `{prefix}.{base}.weight` (and `.bias` when `bias`).
+    fn linear(
+        &mut self,
+        prefix: &str,
+        base: &str,
+        [out, inp]: [usize; 2],
+        bias: bool,
+    ) -> Result<Linear, LoadError> {
+        let name = format!("{prefix}.{base}.weight");
+        let weight = QMatMul::from_qtensor(self.quantized(&name, &[out, inp])?)
+            .map_err(|e| LoadError::corrupt(self.path, format!("tensor `{name}`: {e}")))?;
+        let bias = if bias {
+            Some(self.dense(&format!("{prefix}.{base}.bias"), &[out])?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+}
+
+/// Loads a Hugging Face folder: `config.json`, `tokenizer.json` and `*.safetensors`.
+pub fn load_hf(dir: &Path, device: &Device) -> Result<Loaded, LoadError> {
+    let _span = tracing::debug_span!("load_hf", path = %dir.display()).entered();
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(LoadError::NotAModel {
+            path: dir.to_path_buf(),
+            reason: "the folder has no config.json".into(),
+        });
+    }
+    let json = std::fs::read_to_string(&config_path).map_err(|e| LoadError::io(&config_path, e))?;
+    let cfg = ModelConfig::from_hf_json(&json).map_err(|e| LoadError::config(&config_path, e))?;
+
+    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| LoadError::Tokenizer {
+        path: tokenizer_path.clone(),
+        detail: format!("cannot read tokenizer.json ({e}); copy it from the model's repository"),
+    })?;
+
+    let files = safetensors_files(dir)?;
+    let mut tensors = HashMap::new();
+    for file in &files {
+        let loaded = candle_core::safetensors::load(file, device)
+            .map_err(|e| LoadError::corrupt(file, e))?;
+        tensors.extend(loaded);
+    }
+    let mut st = HfTensors { path: dir, tensors };
+    let (h, kv, ffn, vocab) = (
+        cfg.hidden_size,
+        cfg.kv_dim(),
+        cfg.intermediate_size,
+        cfg.vocab_size,
+    );
+    let embed = st.dense("model.embed_tokens.weight", &[vocab, h])?;
+    let mut layers = Vec::with_capacity(cfg.num_layers);
+    for i in 0..cfg.num_layers {
+        let p = format!("model.layers.{i}");
+        layers.push(LayerWeights {
+            attn_norm: st.dense(&format!("{p}.input_layernorm.weight"), &[h])?,
+            q: st.linear(&format!("{p}.self_attn.q_proj"), [h, h], true)?,
+            k: st.linear(&format!("{p}.self_attn.k_proj"), [kv, h], true)?,
+            v: st.linear(&format!("{p}.self_attn.v_proj"), [kv, h], true)?,
+            o: st.linear(&format!("{p}.self_attn.o_proj"), [h, h], false)?,
+            ffn_norm: st.dense(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
+            gate: st.linear(&format!("{p}.mlp.gate_proj"), [ffn, h], false)?,
+            up: st.linear(&format!("{p}.mlp.up_proj"), [ffn, h], false)?,
+            down: st.linear(&format!("{p}.mlp.down_proj"), [h, ffn], false)?,
+        });
+    }
+    let final_norm = st.dense("model.norm.weight", &[h])?;
+    let lm_head = if cfg.tie_word_embeddings {
+        QMatMul::Tensor(embed.clone())
+    } else {
+        QMatMul::Tensor(st.dense("lm_head.weight", &[vocab, h])?)
+    };
+    let weights = Weights {
+        embed: Embedding::Dense(embed),
+        layers,
+        final_norm,
+        lm_head,
+    };
+    Ok((cfg, weights, tokenizer))
+}
+
+/// The `*.safetensors` files of `dir`, sorted by name.
+fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| LoadError::io(dir, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| LoadError::io(dir, e))?.path();
+        if path.extension().is_some_and(|ext| ext == "safetensors") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(LoadError::NotAModel {
+            path: dir.to_path_buf(),
+            reason: "the folder has no *.safetensors weights".into(),
+        });
+    }
+    Ok(files)
+}
+
+/// Named tensors from safetensors files, checked and converted to f32.
+struct HfTensors<'a> {
+    path: &'a Path,
+    tensors: HashMap<String, Tensor>,
+}
+
+impl HfTensors<'_> {
+    fn dense(&mut self, name: &str, dims: &[usize]) -> Result<Tensor, LoadError> {
+        let t = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| LoadError::corrupt(self.path, format!("missing tensor `{name}`")))?;
+        if t.dims() != dims {
+            return Err(LoadError::corrupt(
+                self.path,
+                format!(
+                    "tensor `{name}` has shape {:?}, expected {dims:?}",
+                    t.dims()
+                ),
+            ));
+        }
+        t.to_dtype(DType::F32)
+            .map_err(|e| LoadError::corrupt(self.path, format!("tensor `{name}`: {e}")))
+    }
+
+    fn linear(
+        &mut self,
+        prefix: &str,
+        [out, inp]: [usize; 2],
+        bias: bool,
+    ) -> Result<Linear, LoadError> {
+        let weight = QMatMul::Tensor(self.dense(&format!("{prefix}.weight"), &[out, inp])?);
+        let bias = if bias {
+            Some(self.dense(&format!("{prefix}.bias"), &[out])?)
+        } else {
+            None
+        };
+        Ok(Linear { weight, bias })
+    }
+}

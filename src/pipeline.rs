@@ -1,0 +1,78 @@
+//! One completion from start to end, shared by the LSP server and the command line:
+//! snapshot + cursor → context → engine job → shaped text.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Settings;
+use crate::context::{self, CompletionContext, Decision, Mode, SkipReason};
+use crate::engine::{Engine, EngineError, GenerateRequest, Generated};
+use crate::postprocess;
+use crate::prompt::Budget;
+use crate::session::{ByteOffset, Snapshot};
+
+/// Context tokens (other files) allowed in a prompt.
+const MAX_CONTEXT_TOKENS: usize = 1024;
+
+/// What one completion request came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// No suggestion belongs here; the model was not asked.
+    Skipped(SkipReason),
+    /// The model was asked, and what it wrote does not fit (empty after shaping).
+    Empty(Generated),
+    /// A suggestion to show.
+    Completed { text: String, generated: Generated },
+}
+
+impl Outcome {
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Outcome::Completed { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// The engine job for a context.
+pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequest {
+    let shaping_ctx = ctx.clone();
+    GenerateRequest {
+        text: ctx.text.clone(),
+        budget: Budget {
+            max_prefix_tokens: settings.max_prefix_tokens,
+            max_suffix_tokens: settings.max_suffix_tokens,
+            max_context_tokens: MAX_CONTEXT_TOKENS,
+        },
+        max_new_tokens: settings.max_new_tokens,
+        single_line: ctx.mode == Mode::SingleLine,
+        stop_when: Some(Box::new(move |text| postprocess::block_done(text, &shaping_ctx))),
+        deadline: Instant::now() + Duration::from_millis(settings.time_budget_ms),
+    }
+}
+
+fn finish(ctx: &CompletionContext, generated: Generated) -> Outcome {
+    match postprocess::shape(&generated.text, ctx) {
+        Some(text) => Outcome::Completed { text, generated },
+        None => Outcome::Empty(generated),
+    }
+}
+
+/// Completes at `offset` in `snapshot`.
+pub async fn complete(engine: &Engine, snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> Result<Outcome, EngineError> {
+    let ctx = match context::gather(snapshot, offset, settings) {
+        Decision::Skip(reason) => return Ok(Outcome::Skipped(reason)),
+        Decision::Complete(ctx) => ctx,
+    };
+    let generated = engine.generate(request_for(&ctx, settings)).await?;
+    Ok(finish(&ctx, generated))
+}
+
+/// Blocking form of [`complete`], for the command line.
+pub fn complete_blocking(engine: &Engine, snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> Result<Outcome, EngineError> {
+    let ctx = match context::gather(snapshot, offset, settings) {
+        Decision::Skip(reason) => return Ok(Outcome::Skipped(reason)),
+        Decision::Complete(ctx) => ctx,
+    };
+    let generated = engine.generate_blocking(request_for(&ctx, settings))?;
+    Ok(finish(&ctx, generated))
+}

@@ -1,0 +1,73 @@
+//! Output shaping tests: raw model text in, kept text out.
+
+use super::*;
+use crate::context::{gather, Decision};
+use crate::config::Settings;
+use crate::session::{ByteOffset, Document, DocumentLimits};
+use crate::syntax::Language;
+
+fn ctx(language: Language, marked: &str) -> CompletionContext {
+    let offset = marked.find("$0").expect("needs $0");
+    let text = marked.replacen("$0", "", 1);
+    let doc = Document::open("t", language, &text, 1, &DocumentLimits::default()).expect("open");
+    match gather(&doc.snapshot(), ByteOffset(offset), &Settings::default()) {
+        Decision::Complete(c) => c,
+        Decision::Skip(r) => panic!("skipped: {r:?}"),
+    }
+}
+
+#[test]
+fn single_line_stops_at_line_end() {
+    let c = ctx(Language::Python, "x = $0\n");
+    assert_eq!(shape("compute(1)\ny = 2\n", &c).as_deref(), Some("compute(1)"));
+    assert!(block_done("compute(1)\n", &c));
+    assert!(!block_done("compute(1", &c));
+}
+
+#[test]
+fn multi_line_body_stops_at_dedent() {
+    let c = ctx(Language::Python, "def add(a, b):\n    $0\n");
+    let raw = "result = a + b\n    return result\n\n\ndef sub(a, b):\n    return a - b\n";
+    assert_eq!(shape(raw, &c).as_deref(), Some("result = a + b\n    return result"));
+    assert!(block_done("result = a + b\n    return result\n\ndef sub", &c) || block_done(raw, &c));
+}
+
+#[test]
+fn after_opener_keeps_the_body_and_stops_at_the_next_sibling() {
+    let c = ctx(Language::Python, "def add(a, b):$0\n");
+    let raw = "\n    return a + b\n\ndef sub(a, b):\n";
+    assert_eq!(shape(raw, &c).as_deref(), Some("\n    return a + b"));
+}
+
+#[test]
+fn brace_block_keeps_its_closer_unless_already_there() {
+    let c = ctx(Language::Rust, "fn f() {$0\n");
+    assert_eq!(shape("\n    1\n}\nfn g() {}\n", &c).as_deref(), Some("\n    1\n}"));
+    let c = ctx(Language::Rust, "fn f() {$0\n}\n");
+    assert_eq!(shape("\n    1\n}\nfn g() {}\n", &c).as_deref(), Some("\n    1"));
+}
+
+#[test]
+fn does_not_repeat_the_rest_of_the_line() {
+    let c = ctx(Language::Python, "print(add($0))\n");
+    assert_eq!(shape("1, 2))", &c).as_deref(), Some("1, 2"));
+}
+
+#[test]
+fn stops_before_text_that_already_follows() {
+    let c = ctx(Language::Python, "def f(x):\n    $0\n    return y\n");
+    assert_eq!(shape("y = x * 2\n    return y\n", &c).as_deref(), Some("y = x * 2"));
+}
+
+#[test]
+fn whitespace_only_output_is_nothing() {
+    let c = ctx(Language::Python, "x = $0\n");
+    assert_eq!(shape("   \n", &c), None);
+    assert_eq!(shape("", &c), None);
+}
+
+#[test]
+fn crlf_output_is_normalised() {
+    let c = ctx(Language::Python, "def f():\n    $0\n");
+    assert_eq!(shape("a = 1\r\n    b = 2\r\n", &c).as_deref(), Some("a = 1\n    b = 2"));
+}

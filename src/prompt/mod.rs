@@ -1,0 +1,153 @@
+//! Prompt assembly: Qwen2.5-Coder fill-in-the-middle layout → token ids.
+//!
+//! The layout puts what changes least first, so that typing mostly *appends* tokens and the
+//! engine can reuse its KV cache:
+//!
+//! ```text
+//! [<|repo_name|>name <|file_sep|>path\ncode ...]            other files, oldest-stable first
+//! <|fim_prefix|>[lines before the cursor line]
+//! <|fim_suffix|>[rest of the cursor line + lines after]
+//! <|fim_middle|>[cursor line up to the cursor]              ← the model continues from here
+//! ```
+//!
+//! Each segment is tokenized on its own, so an edit on the cursor line only changes the last
+//! segment's tokens. Budgets are in tokens: the prefix loses whole lines from the top, the suffix
+//! whole lines from the bottom. The same code builds training prompts (`finetune/`), so serving
+//! and training prompts are byte-identical.
+
+mod special;
+
+pub use special::SpecialTokens;
+
+use anyhow::{Context as _, Result};
+use tokenizers::Tokenizer;
+
+/// A chunk of another file shown before the FIM prompt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextChunk {
+    pub path: String,
+    pub text: String,
+}
+
+/// The text the model sees, already cut into windows by the context module.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PromptText {
+    /// Repository name for the repo-level header (empty: no header).
+    pub repo_name: String,
+    /// Other files, in the order they are laid out (most stable first).
+    pub chunks: Vec<ContextChunk>,
+    /// Whole lines before the cursor line (each ending in a line break).
+    pub prefix: String,
+    /// The rest of the cursor line after the cursor, and the lines after it.
+    pub suffix: String,
+    /// The cursor line up to the cursor.
+    pub line_head: String,
+}
+
+/// Token budgets for the prompt segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub max_prefix_tokens: usize,
+    pub max_suffix_tokens: usize,
+    pub max_context_tokens: usize,
+}
+
+/// Token ids ready for the model, with the text they stand for (for tests and debugging).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    pub tokens: Vec<u32>,
+    /// How many leading tokens are repo context (the most stable part).
+    pub context_len: usize,
+}
+
+fn encode(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let enc = tokenizer.encode_fast(text, false).map_err(anyhow::Error::msg).context("tokenizing the prompt")?;
+    Ok(enc.get_ids().to_vec())
+}
+
+/// Splits `text` into lines that keep their terminators.
+fn lines_with_breaks(text: &str) -> Vec<&str> {
+    text.split_inclusive('\n').collect()
+}
+
+/// Token counts of each line encoded on its own (their sum is close to the joint count).
+fn line_token_counts(tokenizer: &Tokenizer, lines: &[&str]) -> Result<Vec<usize>> {
+    lines.iter().map(|l| encode(tokenizer, l).map(|ids| ids.len())).collect()
+}
+
+/// Tokenizes the prefix, dropping whole lines from the top until it fits `max` tokens.
+/// The kept lines are tokenized in one piece, so the ids equal those of the kept text.
+fn fit_prefix(tokenizer: &Tokenizer, prefix: &str, max: usize) -> Result<Vec<u32>> {
+    let lines = lines_with_breaks(prefix);
+    let counts = line_token_counts(tokenizer, &lines)?;
+    // Estimate from per-line counts, then check the joint encoding exactly.
+    let mut start = lines.len();
+    let mut total = 0usize;
+    while start > 0 && total + counts[start - 1] <= max {
+        start -= 1;
+        total += counts[start];
+    }
+    loop {
+        let ids = encode(tokenizer, &lines[start..].concat())?;
+        if ids.len() <= max || start >= lines.len() {
+            return Ok(ids);
+        }
+        start += 1;
+    }
+}
+
+/// Tokenizes the suffix, dropping whole lines from the bottom until it fits `max` tokens.
+fn fit_suffix(tokenizer: &Tokenizer, suffix: &str, max: usize) -> Result<Vec<u32>> {
+    let lines = lines_with_breaks(suffix);
+    let counts = line_token_counts(tokenizer, &lines)?;
+    let mut end = 0usize;
+    let mut total = 0usize;
+    while end < lines.len() && total + counts[end] <= max {
+        total += counts[end];
+        end += 1;
+    }
+    loop {
+        let ids = encode(tokenizer, &lines[..end].concat())?;
+        if ids.len() <= max || end == 0 {
+            return Ok(ids);
+        }
+        end -= 1;
+    }
+}
+
+/// Builds the token sequence for `text` within `budget`.
+pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, budget: Budget) -> Result<Prompt> {
+    let mut tokens = Vec::new();
+    if !text.chunks.is_empty() {
+        let mut used = 0usize;
+        let mut ctx = Vec::new();
+        if !text.repo_name.is_empty() {
+            ctx.push(special.repo_name);
+            ctx.extend(encode(tokenizer, &format!("{}\n", text.repo_name))?);
+        }
+        for chunk in &text.chunks {
+            let mut ids = vec![special.file_sep];
+            ids.extend(encode(tokenizer, &format!("{}\n{}", chunk.path, chunk.text))?);
+            if used + ids.len() > budget.max_context_tokens {
+                continue;
+            }
+            used += ids.len();
+            ctx.extend(ids);
+        }
+        tokens.extend(ctx);
+    }
+    let context_len = tokens.len();
+    tokens.push(special.fim_prefix);
+    tokens.extend(fit_prefix(tokenizer, &text.prefix, budget.max_prefix_tokens)?);
+    tokens.push(special.fim_suffix);
+    tokens.extend(fit_suffix(tokenizer, &text.suffix, budget.max_suffix_tokens)?);
+    tokens.push(special.fim_middle);
+    tokens.extend(encode(tokenizer, &text.line_head)?);
+    Ok(Prompt { tokens, context_len })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! Prompt layout tests on the tiny test model's tokenizer.
+
+use super::*;
+use crate::engine::model::Qwen2;
+use crate::engine::testing::tiny_model_path;
+
+fn tiny_tokenizer() -> Tokenizer {
+    Qwen2::load(&tiny_model_path(), &candle_core::Device::Cpu, 64).expect("tiny model").1
+}
+
+fn text() -> PromptText {
+    PromptText {
+        repo_name: String::new(),
+        chunks: Vec::new(),
+        prefix: "def add(a, b):\n".into(),
+        suffix: "\n\nprint(add(1, 2))\n".into(),
+        line_head: "    return ".into(),
+    }
+}
+
+const WIDE: Budget = Budget { max_prefix_tokens: 10_000, max_suffix_tokens: 10_000, max_context_tokens: 10_000 };
+
+#[test]
+fn layout_is_prefix_suffix_middle_with_the_line_head_last() {
+    let tok = tiny_tokenizer();
+    let special = SpecialTokens::from_tokenizer(&tok).unwrap();
+    let p = build(&tok, &special, &text(), WIDE).unwrap();
+    let decoded = tok.decode(&p.tokens, false).unwrap();
+    expect_test::expect![[r#"
+        <|fim_prefix|>def add(a, b):
+        <|fim_suffix|>
+
+        print(add(1, 2))
+        <|fim_middle|>    return "#]]
+    .assert_eq(&decoded);
+    assert_eq!(p.context_len, 0);
+}
+
+#[test]
+fn typing_on_the_cursor_line_only_appends() {
+    let tok = tiny_tokenizer();
+    let special = SpecialTokens::from_tokenizer(&tok).unwrap();
+    let before = build(&tok, &special, &text(), WIDE).unwrap();
+    let mut typed = text();
+    typed.line_head.push_str("a + b");
+    let after = build(&tok, &special, &typed, WIDE).unwrap();
+    let common = before.tokens.iter().zip(&after.tokens).take_while(|(a, b)| a == b).count();
+    // Everything up to the middle marker survives; at most the last token of the line head changes.
+    let middle_at = before.tokens.iter().position(|t| *t == special.fim_middle).unwrap();
+    assert!(common > middle_at, "common {common}, middle at {middle_at}");
+    assert!(before.tokens.len() - common <= 1);
+}
+
+#[test]
+fn budgets_drop_whole_lines_from_the_far_ends() {
+    let tok = tiny_tokenizer();
+    let special = SpecialTokens::from_tokenizer(&tok).unwrap();
+    let mut t = text();
+    t.prefix = (0..200).map(|i| format!("x{i} = {i}\n")).collect();
+    t.suffix = (0..200).map(|i| format!("\ny{i} = {i}")).collect();
+    let budget = Budget { max_prefix_tokens: 50, max_suffix_tokens: 40, max_context_tokens: 0 };
+    let p = build(&tok, &special, &t, budget).unwrap();
+    let decoded = tok.decode(&p.tokens, false).unwrap();
+    let prefix = decoded.split("<|fim_suffix|>").next().unwrap().trim_start_matches("<|fim_prefix|>");
+    assert!(prefix.starts_with('x') && prefix.ends_with("x199 = 199\n"), "{prefix}");
+    let suffix = decoded.split("<|fim_suffix|>").nth(1).unwrap().split("<|fim_middle|>").next().unwrap();
+    assert!(suffix.starts_with("\ny0 = 0"), "{suffix}");
+    let pre_ids = p.tokens.iter().position(|t| *t == special.fim_suffix).unwrap() - 1;
+    assert!(pre_ids <= 50);
+}
+
+#[test]
+fn repo_context_comes_first_in_qwen_format() {
+    let tok = tiny_tokenizer();
+    let special = SpecialTokens::from_tokenizer(&tok).unwrap();
+    let mut t = text();
+    t.repo_name = "demo".into();
+    t.chunks = vec![ContextChunk { path: "util.py".into(), text: "def sub(a, b):\n    return a - b\n".into() }];
+    let p = build(&tok, &special, &t, WIDE).unwrap();
+    let decoded = tok.decode(&p.tokens, false).unwrap();
+    assert!(decoded.starts_with("<|repo_name|>demo\n<|file_sep|>util.py\ndef sub(a, b):"), "{decoded}");
+    assert_eq!(p.tokens[p.context_len], special.fim_prefix);
+}
+
+#[test]
+fn missing_fim_tokens_are_a_clear_error() {
+    let tok = tokenizers::Tokenizer::new(tokenizers::models::bpe::BPE::default());
+    let err = SpecialTokens::from_tokenizer(&tok).unwrap_err();
+    assert!(err.to_string().contains("<|fim_prefix|>"), "{err}");
+}

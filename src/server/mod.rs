@@ -1,0 +1,150 @@
+//! The language server: the only module that speaks LSP.
+//!
+//! It turns LSP positions into byte offsets (through `session::position`), hands plain Rust
+//! values to the layers below, and turns their answers back into LSP items. One file per concern:
+//! `lifecycle` (initialize/shutdown, capabilities, settings), `text_sync` (document
+//! notifications), `suggest` (the shared completion path), `inline_completion` and `completion`
+//! (the two ways a client asks), `model` (loading the model with progress), `convert` (types).
+
+mod completion;
+mod convert;
+mod inline_completion;
+mod lifecycle;
+mod model;
+mod suggest;
+mod text_sync;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::RwLock;
+
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService, Server as Transport};
+
+use crate::config::Settings;
+use crate::engine::{load_backend, Engine, Loader};
+use crate::session::{Documents, PositionEncoding};
+
+/// How the server was started (command line), before any client settings.
+pub struct ServerOptions {
+    /// `--model PATH`: used when the client's settings name no model.
+    pub model: Option<PathBuf>,
+    /// Builds the model backend; the real Qwen2 loader unless a test swaps it.
+    pub loader: Loader,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions { model: None, loader: Box::new(load_backend) }
+    }
+}
+
+/// Per-session state negotiated at `initialize` and changed by configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionConfig {
+    pub settings: Settings,
+    pub encoding: PositionEncoding,
+    pub snippets: bool,
+    pub progress: bool,
+    /// A settings error found at `initialize`, shown once the client is ready.
+    pub pending_error: Option<String>,
+}
+
+pub struct Server {
+    client: Client,
+    documents: Documents,
+    engine: Engine,
+    cli_model: Option<PathBuf>,
+    config: RwLock<SessionConfig>,
+    /// Set once the user was told why the model is unavailable (said once, not per keystroke).
+    told_no_model: AtomicBool,
+}
+
+impl Server {
+    fn new(client: Client, options: ServerOptions) -> Server {
+        Server {
+            client,
+            documents: Documents::default(),
+            engine: Engine::spawn(options.loader),
+            cli_model: options.model,
+            config: RwLock::new(SessionConfig {
+                settings: Settings::default(),
+                encoding: PositionEncoding::Utf16,
+                snippets: false,
+                progress: false,
+                pending_error: None,
+            }),
+            told_no_model: AtomicBool::new(false),
+        }
+    }
+
+    /// A copy of the current configuration (the lock is never held across an `.await`).
+    pub(crate) fn config(&self) -> SessionConfig {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The engine's state (for tests and status reporting).
+    pub fn engine_state(&self) -> crate::engine::EngineState {
+        self.engine.state()
+    }
+
+    pub(crate) fn update_config(&self, f: impl FnOnce(&mut SessionConfig)) {
+        match self.config.write() {
+            Ok(mut c) => f(&mut c),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// Builds the service; `textDocument/inlineCompletion` (LSP 3.18) is routed as a custom method.
+pub fn build_service(options: ServerOptions) -> (LspService<Server>, tower_lsp_server::ClientSocket) {
+    LspService::build(|client| Server::new(client, options))
+        .custom_method("textDocument/inlineCompletion", Server::inline_completion)
+        .finish()
+}
+
+/// Serves LSP over stdin/stdout until the client says `exit` or closes stdin.
+pub async fn run_stdio(options: ServerOptions) {
+    let (service, socket) = build_service(options);
+    // Completion requests cancel each other quickly; a high limit keeps document notifications
+    // from ever queueing behind them.
+    Transport::new(tokio::io::stdin(), tokio::io::stdout(), socket).concurrency_level(64).serve(service).await;
+}
+
+impl LanguageServer for Server {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        Ok(self.on_initialize(params))
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        self.on_initialized().await;
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        self.on_did_open(params).await;
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        self.on_did_change(params).await;
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        self.on_did_close(params);
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        self.on_did_change_configuration(params).await;
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        self.on_completion(params).await
+    }
+}

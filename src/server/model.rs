@@ -1,0 +1,67 @@
+//! Loading the model in the background, with `$/progress` while it loads and one clear message
+//! when it cannot load.
+
+use std::sync::atomic::Ordering;
+
+use tower_lsp_server::ls_types::*;
+
+use super::Server;
+use crate::models;
+
+impl Server {
+    /// The model path: the client's setting, else `--model`, else the default in the cache.
+    fn model_path(&self) -> Option<std::path::PathBuf> {
+        self.config().settings.model_path.or_else(|| self.cli_model.clone()).or_else(models::default_model)
+    }
+
+    /// Starts loading the model on the engine thread; returns at once.
+    pub(super) fn start_model_load(&self, announce: bool) {
+        let Some(path) = self.model_path() else {
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                let msg = format!("inkling: no model configured and no cache folder ($HOME is unset): {}", models::FETCH_HINT);
+                client.show_message(MessageType::ERROR, msg).await;
+            });
+            return;
+        };
+        self.told_no_model.store(false, Ordering::Relaxed);
+        let engine = self.engine.clone();
+        let client = self.client.clone();
+        let progress = self.config().progress;
+        tokio::spawn(async move {
+            let title = format!("inkling: loading {}", path.file_name().unwrap_or_default().to_string_lossy());
+            let ongoing = if progress {
+                let token = ProgressToken::String(format!("inkling/load/{}", std::process::id()));
+                match client.create_work_done_progress(token.clone()).await {
+                    Ok(()) => Some(client.progress(token, title).with_message(path.display().to_string()).begin().await),
+                    Err(_) => None,
+                }
+            } else {
+                None
+            };
+            let result = engine.load(path.clone()).await;
+            match (&result, ongoing) {
+                (Ok(desc), Some(p)) => p.finish_with_message(format!("ready: {desc}")).await,
+                (Err(_), Some(p)) => p.finish_with_message("failed").await,
+                _ => {}
+            }
+            match result {
+                Ok(desc) if announce => client.show_message(MessageType::INFO, format!("inkling: now using {desc}")).await,
+                Ok(desc) => client.log_message(MessageType::INFO, format!("inkling: ready with {desc}")).await,
+                Err(message) => {
+                    let text = format!(
+                        "inkling could not load the model {}: {message}. Completions are off until this is fixed: {}.",
+                        path.display(),
+                        models::FETCH_HINT
+                    );
+                    client.show_message(MessageType::ERROR, text).await;
+                }
+            }
+        });
+    }
+
+    /// Whether the "no model" situation was already explained; marks it explained.
+    pub(super) fn first_no_model_notice(&self) -> bool {
+        !self.told_no_model.swap(true, Ordering::Relaxed)
+    }
+}

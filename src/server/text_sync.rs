@@ -1,0 +1,48 @@
+//! Document notifications. Each mutation is applied before the handler's first `.await`, so
+//! edits are applied strictly in the order they arrive.
+
+use tower_lsp_server::ls_types::*;
+
+use super::convert::{line_col_range, uri_key};
+use super::Server;
+use crate::session::{DocumentLimits, TextChange};
+
+impl Server {
+    pub(super) fn document_limits(&self) -> DocumentLimits {
+        let max = self.config().settings.max_document_bytes;
+        DocumentLimits { max_bytes: max, ..DocumentLimits::default() }
+    }
+
+    pub(super) async fn on_did_open(&self, params: DidOpenTextDocumentParams) {
+        let doc = params.text_document;
+        let result = self.documents.open(&uri_key(&doc.uri), &doc.language_id, &doc.text, doc.version);
+        if let Err(e) = result {
+            tracing::warn!("not tracking {}: {e}", doc.uri.as_str());
+            self.client.show_message(MessageType::WARNING, format!("inkling: {e}")).await;
+        }
+    }
+
+    pub(super) async fn on_did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = uri_key(&params.text_document.uri);
+        let changes: Vec<TextChange> = params
+            .content_changes
+            .into_iter()
+            .map(|c| TextChange { range: c.range.map(line_col_range), text: c.text })
+            .collect();
+        let encoding = self.config().encoding;
+        let result = self.documents.change(&uri, params.text_document.version, &changes, encoding);
+        if let Err(e) = result {
+            // The client's text and ours now differ: stop completing in this document rather than
+            // complete against the wrong text. Reopening the file starts afresh.
+            self.documents.close(&uri);
+            tracing::warn!("dropped {uri}: {e}");
+            self.client
+                .show_message(MessageType::WARNING, format!("inkling: {e} Completions in this file are paused until it is reopened."))
+                .await;
+        }
+    }
+
+    pub(super) fn on_did_close(&self, params: DidCloseTextDocumentParams) {
+        self.documents.close(&uri_key(&params.text_document.uri));
+    }
+}

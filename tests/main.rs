@@ -1,0 +1,7 @@
+//! Integration tests: one binary, one module per area (see each module's doc).
+
+mod support;
+
+mod bad_input;
+mod protocol;
+mod real_model;

@@ -1,0 +1,206 @@
+//! The LSP contract, in process with a fake model: ordering of edits and requests, cancellation,
+//! exactly-once answers, positions in utf-8 and utf-16, settings.
+
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::{json, Value};
+
+use crate::support::fake::echo_line_head;
+use crate::support::inprocess::TestServer;
+
+const URI: &str = "file:///work/demo.py";
+
+fn inline_params(uri: &str, line: u32, character: u32) -> Value {
+    json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}, "context": {"triggerKind": 2}})
+}
+
+fn change(uri: &str, version: i32, line: u32, character: u32, text: &str) -> Value {
+    json!({"textDocument": {"uri": uri, "version": version},
+           "contentChanges": [{"range": {"start": {"line": line, "character": character}, "end": {"line": line, "character": character}}, "text": text}]})
+}
+
+fn first_item(result: &Value) -> Option<&Value> {
+    result["items"].as_array().and_then(|items| items.first())
+}
+
+#[tokio::test]
+async fn edits_apply_in_arrival_order_before_a_following_request() {
+    let mut s = TestServer::ready(echo_line_head, Duration::ZERO, "utf-16", Value::Null).await;
+    s.open(URI, "python", "x = \n").await;
+    // Send 30 keystrokes and a completion request without waiting in between, as the transport
+    // does: futures are started in arrival order.
+    let word = "compute_total_sum_of_values_ab";
+    let mut pending = FuturesUnordered::new();
+    for (i, c) in word.chars().enumerate() {
+        let req = tower_lsp_server::jsonrpc::Request::build("textDocument/didChange")
+            .params(change(URI, 2 + i as i32, 0, 4 + i as u32, &c.to_string()))
+            .finish();
+        pending.push(s.start_call(req));
+    }
+    let (_, req) = s.request_message("textDocument/inlineCompletion", inline_params(URI, 0, 4 + word.len() as u32));
+    pending.push(s.start_call(req));
+    let mut answers = Vec::new();
+    while let Some(r) = pending.next().await {
+        if let Some(resp) = r {
+            answers.push(resp);
+        }
+    }
+    assert_eq!(answers.len(), 1, "only the request is answered");
+    let (_, result) = answers.remove(0).into_parts();
+    let result = result.expect("ok");
+    let item = first_item(&result).expect("an item");
+    assert_eq!(item["insertText"], json!(format!("/*x = {word}*/")));
+}
+
+#[tokio::test]
+async fn every_request_is_answered_once_and_the_newest_wins() {
+    let mut s = TestServer::ready(|_| "abcdefghij".into(), Duration::from_millis(30), "utf-16", Value::Null).await;
+    s.open(URI, "python", "x = \n").await;
+    let mut pending = FuturesUnordered::new();
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let (id, req) = s.request_message("textDocument/inlineCompletion", inline_params(URI, 0, 4));
+        ids.push(id);
+        pending.push(s.start_call(req));
+    }
+    let mut answered = Vec::new();
+    while let Some(r) = pending.next().await {
+        let resp = r.expect("a response");
+        let (id, result) = resp.into_parts();
+        answered.push((id, result));
+    }
+    answered.sort_by_key(|(id, _)| format!("{id:?}"));
+    assert_eq!(answered.len(), 6);
+    let newest = answered.iter().find(|(id, _)| *id == tower_lsp_server::jsonrpc::Id::Number(*ids.last().unwrap())).unwrap();
+    let result = newest.1.as_ref().expect("the newest request succeeds");
+    assert_eq!(first_item(result).unwrap()["insertText"], "abcdefghij");
+    let cancelled = answered.iter().filter(|(_, r)| matches!(r, Err(e) if e.code.code() == -32800)).count();
+    assert_eq!(cancelled, 5, "older requests were cancelled: {answered:?}");
+}
+
+#[tokio::test]
+async fn cancel_request_stops_the_job_and_the_engine_stays_usable() {
+    let mut s = TestServer::ready(|_| "x".repeat(200), Duration::from_millis(20), "utf-16", Value::Null).await;
+    s.open(URI, "python", "x = \n").await;
+    let (id, req) = s.request_message("textDocument/inlineCompletion", inline_params(URI, 0, 4));
+    let started = Instant::now();
+    let fut = s.start_call(req);
+    let canceller = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let handle = tokio::spawn(fut);
+    canceller.await;
+    s.notify("$/cancelRequest", json!({"id": id})).await;
+    let resp = handle.await.expect("join").expect("a response");
+    let (_, result) = resp.into_parts();
+    assert_eq!(result.unwrap_err().code.code(), -32800);
+    assert!(started.elapsed() < Duration::from_secs(2), "cancelled promptly: {:?}", started.elapsed());
+    // The engine dropped the job between tokens; a new request is served at once.
+    let mut quick = TestServer::ready(|_| "ok".into(), Duration::ZERO, "utf-16", Value::Null).await;
+    quick.open(URI, "python", "x = \n").await;
+    let r = quick.request("textDocument/inlineCompletion", inline_params(URI, 0, 4)).await.unwrap();
+    assert_eq!(first_item(&r).unwrap()["insertText"], "ok");
+    let again = tokio::time::timeout(Duration::from_secs(5), s.request("textDocument/inlineCompletion", inline_params(URI, 0, 4)));
+    assert!(again.await.expect("answered after a cancel").is_ok());
+}
+
+/// Opens `text`, asks at (line, character) in `encoding`, returns the echoed line head and the range start.
+async fn echo_at(encoding: &str, text: &str, line: u32, character: u32) -> (String, Value) {
+    let mut s = TestServer::ready(echo_line_head, Duration::ZERO, encoding, json!({"completeInComments": true})).await;
+    s.open(URI, "python", text).await;
+    let r = s.request("textDocument/inlineCompletion", inline_params(URI, line, character)).await.expect("ok");
+    let item = first_item(&r).expect("an item").clone();
+    (item["insertText"].as_str().unwrap().to_string(), item["range"]["start"].clone())
+}
+
+#[tokio::test]
+async fn positions_with_emoji_cjk_crlf_and_tabs_in_both_encodings() {
+    // "😀" is 4 bytes / 2 utf-16 units; "漢" is 3 bytes / 1 unit.
+    let text = "a = 1\r\n\tb = \"😀漢\" + \r\nc = 2\n";
+    let head = "\tb = \"😀漢\" + ";
+    let utf16 = head.encode_utf16().count() as u32;
+    let utf8 = head.len() as u32;
+    let (echo, start) = echo_at("utf-16", text, 1, utf16).await;
+    assert_eq!(echo, format!("/*{}*/", head.trim()));
+    assert_eq!(start, json!({"line": 1, "character": utf16}));
+    let (echo, start) = echo_at("utf-8", text, 1, utf8).await;
+    assert_eq!(echo, format!("/*{}*/", head.trim()));
+    assert_eq!(start, json!({"line": 1, "character": utf8}));
+    // In utf-16, a column inside the emoji's surrogate pair rounds down to before it.
+    let before_emoji = "\tb = \"".encode_utf16().count() as u32;
+    let (echo, _) = echo_at("utf-16", text, 1, before_emoji + 1).await;
+    assert_eq!(echo, "/*b = \"*/");
+}
+
+#[tokio::test]
+async fn utf8_is_chosen_only_when_offered() {
+    let mut s = TestServer::start(echo_line_head, Duration::ZERO).await;
+    let r = s.request("initialize", json!({"capabilities": {"general": {"positionEncodings": ["utf-32", "utf-8", "utf-16"]}}})).await.unwrap();
+    assert_eq!(r["capabilities"]["positionEncoding"], "utf-8");
+    assert_eq!(r["capabilities"]["inlineCompletionProvider"], true);
+    assert_eq!(r["capabilities"]["textDocumentSync"]["change"], 2);
+    let mut s = TestServer::start(echo_line_head, Duration::ZERO).await;
+    let r = s.request("initialize", json!({"capabilities": {}})).await.unwrap();
+    assert_eq!(r["capabilities"]["positionEncoding"], "utf-16");
+}
+
+#[tokio::test]
+async fn stale_results_for_an_older_version_are_dropped() {
+    let mut s = TestServer::ready(|_| "slow answer".into(), Duration::from_millis(20), "utf-16", Value::Null).await;
+    s.open(URI, "python", "x = \n").await;
+    let (_, req) = s.request_message("textDocument/inlineCompletion", inline_params(URI, 0, 4));
+    let handle = tokio::spawn(s.start_call(req));
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    // An edit elsewhere in the file (no new completion request follows).
+    s.notify("textDocument/didChange", change(URI, 2, 1, 0, "y = 1\n")).await;
+    let resp = handle.await.unwrap().unwrap();
+    let (_, result) = resp.into_parts();
+    let result = result.expect("ok");
+    assert!(first_item(&result).is_none(), "a result for an older version must be dropped: {result}");
+}
+
+#[tokio::test]
+async fn popup_completion_replaces_the_typed_word_with_a_snippet_when_supported() {
+    let mut s = TestServer::start(|_| "urn a + b".into(), Duration::ZERO).await;
+    let caps = json!({"textDocument": {"completion": {"completionItem": {"snippetSupport": true}}}});
+    s.request("initialize", json!({"capabilities": caps})).await.unwrap();
+    s.notify("initialized", json!({})).await;
+    wait_ready(&s).await;
+    s.open(URI, "python", "def add(a, b):\n    ret\n").await;
+    let r = s
+        .request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 1, "character": 7}}))
+        .await
+        .unwrap();
+    let item = &r["items"][0];
+    assert_eq!(item["textEdit"]["newText"], "return a + b");
+    assert_eq!(item["textEdit"]["range"]["start"], json!({"line": 1, "character": 4}));
+    assert_eq!(item["textEdit"]["range"]["end"], json!({"line": 1, "character": 7}));
+    assert_eq!(item["insertTextFormat"], 2);
+    assert_eq!(item["label"], "return a + b");
+}
+
+async fn wait_ready(s: &TestServer) {
+    for _ in 0..200 {
+        if matches!(s.service.inner().engine_state(), inkling::engine::EngineState::Ready { .. }) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("not ready");
+}
+
+#[tokio::test]
+async fn settings_change_swaps_the_model_without_a_restart() {
+    let mut s = TestServer::ready(echo_line_head, Duration::ZERO, "utf-16", Value::Null).await;
+    s.notify("workspace/didChangeConfiguration", json!({"settings": {"inkling": {"modelPath": "/models/other.gguf"}}})).await;
+    for _ in 0..200 {
+        if let inkling::engine::EngineState::Ready { path, .. } = s.service.inner().engine_state() {
+            if path.ends_with("other.gguf") {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("model not swapped: {:?}", s.service.inner().engine_state());
+}

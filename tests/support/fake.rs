@@ -1,0 +1,79 @@
+//! A fake model backend for in-process tests: it "generates" a scripted answer one character per
+//! token, honouring cancellation, stop rules and deadlines like the real one.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use inkling::engine::{Backend, CancelToken, GenerateRequest, Generated, Loader, StopReason};
+
+/// Builds the answer from the request: by default `<answer for: LINE_HEAD>`.
+pub type Script = fn(&GenerateRequest) -> String;
+
+pub struct FakeBackend {
+    pub script: Script,
+    pub per_token: Duration,
+}
+
+pub fn echo_line_head(req: &GenerateRequest) -> String {
+    format!("/*{}*/", req.text.line_head.trim())
+}
+
+impl Backend for FakeBackend {
+    fn describe(&self) -> String {
+        "fake model".into()
+    }
+
+    fn reset(&mut self) {}
+
+    fn generate(&mut self, req: &GenerateRequest, cancel: &CancelToken) -> anyhow::Result<Generated> {
+        let started = Instant::now();
+        let answer = (self.script)(req);
+        if answer == "PANIC" {
+            panic!("scripted panic");
+        }
+        if answer == "FAIL" {
+            anyhow::bail!("scripted failure");
+        }
+        let mut text = String::new();
+        let mut stop = StopReason::EndOfText;
+        for c in answer.chars() {
+            if cancel.is_cancelled() {
+                break;
+            }
+            std::thread::sleep(self.per_token);
+            text.push(c);
+            if req.single_line && c == '\n' {
+                stop = StopReason::EndOfLine;
+                break;
+            }
+            if text.chars().count() >= req.max_new_tokens {
+                stop = StopReason::MaxTokens;
+                break;
+            }
+            if Instant::now() >= req.deadline {
+                stop = StopReason::TimeBudget;
+                break;
+            }
+        }
+        let n = text.chars().count();
+        Ok(Generated {
+            text,
+            stop,
+            prompt_tokens: 0,
+            reused_tokens: 0,
+            new_tokens: n,
+            prefill_ms: 0.0,
+            decode_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+/// A loader that ignores the path (except `missing*`, which fails like a missing file).
+pub fn loader(script: Script, per_token: Duration) -> Loader {
+    Box::new(move |path: &Path| {
+        if path.to_string_lossy().contains("missing") {
+            anyhow::bail!("model file {} does not exist", path.display());
+        }
+        Ok(Box::new(FakeBackend { script, per_token }) as Box<dyn Backend>)
+    })
+}
