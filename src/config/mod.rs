@@ -1,7 +1,7 @@
 //! Settings: the raw options a client sends, validated once into [`Settings`].
 //!
 //! Clients send `initializationOptions` and `workspace/didChangeConfiguration` as JSON. That JSON
-//! is deserialized into [`Options`] (every field optional, unknown fields rejected) and validated
+//! is deserialized into [`Options`] (every field optional, unknown fields rejected by `from_json`, ignored and named by `from_json_lenient`, which the server uses) and validated
 //! into [`Settings`] (every field present and in range). The rest of the server only ever sees
 //! `Settings`. [`OPTION_DOCS`] is the single source of truth the editor clients are checked
 //! against.

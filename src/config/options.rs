@@ -52,7 +52,7 @@ pub const OPTION_DOCS: &[OptionDoc] = &[
     OptionDoc { name: "timeBudgetMs", json_type: "integer", default: "3000", description: "Stop generating after this many milliseconds and answer with what is there." },
     OptionDoc { name: "multiline", json_type: "string", default: "\"auto\"", description: "When a completion may span several lines: auto, never or always." },
     OptionDoc { name: "completeInComments", json_type: "boolean", default: "false", description: "Also complete inside comments and strings." },
-    OptionDoc { name: "threads", json_type: "integer", default: "null", description: "CPU threads for the model. Empty: all cores." },
+    OptionDoc { name: "threads", json_type: "integer", default: "null", description: "CPU threads for the model. Empty or 0: all cores." },
     OptionDoc { name: "maxDocumentBytes", json_type: "integer", default: "4194304", description: "Documents larger than this are not completed." },
 ];
 
@@ -65,6 +65,22 @@ fn bounded(name: &'static str, value: Option<u64>, min: u64, max: u64, current: 
 }
 
 impl Options {
+    /// Parses client JSON like [`Options::from_json`], but ignores keys that are not options
+    /// (clients often send their own keys along) and returns their names.
+    pub fn from_json_lenient(value: &serde_json::Value) -> Result<(Options, Vec<String>), SettingsError> {
+        let inner = match value {
+            serde_json::Value::Object(map) if map.len() == 1 && map.contains_key("inkling") => &map["inkling"],
+            other => other,
+        };
+        let serde_json::Value::Object(map) = inner else {
+            return Options::from_json(value).map(|o| (o, Vec::new()));
+        };
+        let (known, unknown): (serde_json::Map<_, _>, serde_json::Map<_, _>) =
+            map.clone().into_iter().partition(|(k, _)| OPTION_DOCS.iter().any(|d| d.name == k));
+        let options = Options::from_json(&serde_json::Value::Object(known))?;
+        Ok((options, unknown.into_iter().map(|(k, _)| k).collect()))
+    }
+
     /// Parses client JSON. Accepts the options either at the top level or under an `inkling` key
     /// (`workspace/didChangeConfiguration` sends `{ "inkling": { ... } }`). `null` means "no change".
     pub fn from_json(value: &serde_json::Value) -> Result<Options, SettingsError> {
@@ -101,8 +117,10 @@ impl Options {
         if let Some(v) = self.complete_in_comments {
             s.complete_in_comments = v;
         }
-        if self.threads.is_some() {
-            s.threads = Some(bounded("threads", self.threads, 1, 256, 1)?);
+        match self.threads {
+            None => {}
+            Some(0) => s.threads = None, // 0: all cores
+            Some(_) => s.threads = Some(bounded("threads", self.threads, 1, 256, 1)?),
         }
         s.max_document_bytes =
             bounded("maxDocumentBytes", self.max_document_bytes, 1024, 256 * 1024 * 1024, s.max_document_bytes)?;
@@ -133,6 +151,20 @@ mod tests {
         assert!(err.to_string().contains("unknown field `maxNewTokenz`"), "{err}");
         let err = Options::from_json(&json!({"multiline": "sometimes"})).unwrap_err();
         assert!(err.to_string().contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn lenient_parsing_ignores_and_names_unknown_keys() {
+        let (opts, unknown) = Options::from_json_lenient(&json!({"inkling": {"maxNewTokens": 7, "serverPath": "/x"}})).unwrap();
+        assert_eq!(opts.max_new_tokens, Some(7));
+        assert_eq!(unknown, vec!["serverPath".to_string()]);
+        assert!(Options::from_json_lenient(&json!({"maxNewTokens": "x"})).is_err());
+    }
+
+    #[test]
+    fn zero_threads_means_all_cores() {
+        let base = Settings { threads: Some(4), ..Settings::default() };
+        assert_eq!(Options::from_json(&json!({"threads": 0})).unwrap().validate(&base).unwrap().threads, None);
     }
 
     #[test]

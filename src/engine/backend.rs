@@ -13,6 +13,7 @@ use tokenizers::Tokenizer;
 
 use super::job::{CancelToken, GenerateRequest, Generated, StopReason};
 use super::model::Qwen2;
+use super::vocab::TokenBytes;
 use crate::prompt::{self, SpecialTokens};
 
 /// Tokens of KV cache allocated per model (prompt + generated).
@@ -50,6 +51,7 @@ pub struct Qwen2Backend {
     special: SpecialTokens,
     /// Exactly the tokens whose keys/values are in the model's cache.
     cached: Vec<u32>,
+    token_bytes: TokenBytes,
     description: String,
 }
 
@@ -63,7 +65,8 @@ impl Qwen2Backend {
             "{name} (Qwen2, {} layers, hidden {}, {:?})",
             cfg.num_layers, cfg.hidden_size, device.location()
         );
-        Ok(Qwen2Backend { model, tokenizer, special, cached: Vec::new(), description })
+        let token_bytes = TokenBytes::from_tokenizer(&tokenizer);
+        Ok(Qwen2Backend { model, tokenizer, special, cached: Vec::new(), token_bytes, description })
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -72,6 +75,18 @@ impl Qwen2Backend {
 
     fn argmax(logits: &Tensor) -> Result<u32> {
         Ok(logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?)
+    }
+
+    /// The most likely token that spells (part of) the `pending` healing bytes.
+    fn healing_argmax(&self, logits: &Tensor, pending: &[u8]) -> Result<u32> {
+        let scores = logits.flatten_all()?.to_vec1::<f32>()?;
+        let best = (0..scores.len() as u32)
+            .filter(|&id| self.token_bytes.fits(id, pending))
+            .max_by(|&a, &b| scores[a as usize].total_cmp(&scores[b as usize]));
+        match best {
+            Some(id) => Ok(id),
+            None => Self::argmax(logits),
+        }
     }
 }
 
@@ -112,13 +127,27 @@ impl Backend for Qwen2Backend {
         let decode_started = Instant::now();
         let mut generated: Vec<u32> = Vec::new();
         let mut text = String::new();
+        let mut pending_heal: Vec<u8> = prompt.heal.as_bytes().to_vec();
         let stop = loop {
-            let next = Self::argmax(&logits)?;
+            let next = if pending_heal.is_empty() {
+                Self::argmax(&logits)?
+            } else {
+                self.healing_argmax(&logits, &pending_heal)?
+            };
             if self.special.is_stop(next) {
                 break StopReason::EndOfText;
             }
+            if !pending_heal.is_empty() {
+                let spelled = self.token_bytes.get(next).map_or(pending_heal.len(), <[u8]>::len);
+                pending_heal.drain(..spelled.min(pending_heal.len()));
+            }
             generated.push(next);
-            text = self.tokenizer.decode(&generated, false).map_err(anyhow::Error::msg)?;
+            let decoded = self.tokenizer.decode(&generated, false).map_err(anyhow::Error::msg)?;
+            // The healed text was already on the line: only what follows it is new.
+            text = match decoded.strip_prefix(prompt.heal.as_str()) {
+                Some(rest) => rest.to_string(),
+                None => String::new(),
+            };
             if request.single_line && text.contains('\n') {
                 break StopReason::EndOfLine;
             }

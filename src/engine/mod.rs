@@ -12,6 +12,7 @@ mod backend;
 mod job;
 pub mod model;
 pub mod testing;
+mod vocab;
 mod worker;
 
 pub use backend::{load_backend, Backend, Loader, Qwen2Backend};

@@ -52,12 +52,16 @@ pub struct Budget {
     pub max_context_tokens: usize,
 }
 
-/// Token ids ready for the model, with the text they stand for (for tests and debugging).
+/// Token ids ready for the model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prompt {
     pub tokens: Vec<u32>,
     /// How many leading tokens are repo context (the most stable part).
     pub context_len: usize,
+    /// Token healing: the text of the line head's last token, left out of `tokens`. The first
+    /// generated tokens must spell it out again, so the model picks the natural token boundary
+    /// (e.g. `" return"` after three spaces rather than `"return"` after a four-space token).
+    pub heal: String,
 }
 
 fn encode(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
@@ -118,6 +122,15 @@ fn fit_suffix(tokenizer: &Tokenizer, suffix: &str, max: usize) -> Result<Vec<u32
     }
 }
 
+/// The prompt as text, exactly as the model sees it before healing (special tokens written out).
+/// Training data is written with this, so training and serving prompts are byte-identical.
+pub fn render(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, budget: Budget) -> Result<String> {
+    let prompt = build(tokenizer, special, text, budget)?;
+    let mut out = tokenizer.decode(&prompt.tokens, false).map_err(anyhow::Error::msg)?;
+    out.push_str(&prompt.heal);
+    Ok(out)
+}
+
 /// Builds the token sequence for `text` within `budget`.
 pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, budget: Budget) -> Result<Prompt> {
     let mut tokens = Vec::new();
@@ -145,8 +158,18 @@ pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, 
     tokens.push(special.fim_suffix);
     tokens.extend(fit_suffix(tokenizer, &text.suffix, budget.max_suffix_tokens)?);
     tokens.push(special.fim_middle);
-    tokens.extend(encode(tokenizer, &text.line_head)?);
-    Ok(Prompt { tokens, context_len })
+    let mut head = encode(tokenizer, &text.line_head)?;
+    let mut heal = String::new();
+    if let Some(&last) = head.last() {
+        let piece = tokenizer.decode(&[last], false).map_err(anyhow::Error::msg)?;
+        // Only heal whole characters that end the line head.
+        if !piece.is_empty() && !piece.contains('\u{FFFD}') && text.line_head.ends_with(&piece) {
+            head.pop();
+            heal = piece;
+        }
+    }
+    tokens.extend(head);
+    Ok(Prompt { tokens, context_len, heal })
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ const WIDE: Budget = Budget { max_prefix_tokens: 10_000, max_suffix_tokens: 10_0
 fn layout_is_prefix_suffix_middle_with_the_line_head_last() {
     let tok = tiny_tokenizer();
     let special = SpecialTokens::from_tokenizer(&tok).unwrap();
+    let decoded = render(&tok, &special, &text(), WIDE).unwrap();
     let p = build(&tok, &special, &text(), WIDE).unwrap();
-    let decoded = tok.decode(&p.tokens, false).unwrap();
     expect_test::expect![[r#"
         <|fim_prefix|>def add(a, b):
         <|fim_suffix|>
@@ -49,6 +49,20 @@ fn typing_on_the_cursor_line_only_appends() {
     let middle_at = before.tokens.iter().position(|t| *t == special.fim_middle).unwrap();
     assert!(common > middle_at, "common {common}, middle at {middle_at}");
     assert!(before.tokens.len() - common <= 1);
+}
+
+#[test]
+fn the_last_token_of_the_line_head_is_left_to_the_model() {
+    let tok = tiny_tokenizer();
+    let special = SpecialTokens::from_tokenizer(&tok).unwrap();
+    let p = build(&tok, &special, &text(), WIDE).unwrap();
+    assert!(!p.heal.is_empty() && "    return ".ends_with(&p.heal), "{:?}", p.heal);
+    let shown = tok.decode(&p.tokens, false).unwrap();
+    assert_eq!(format!("{shown}{}", p.heal), render(&tok, &special, &text(), WIDE).unwrap());
+    // An empty line head heals nothing.
+    let mut t = text();
+    t.line_head.clear();
+    assert_eq!(build(&tok, &special, &t, WIDE).unwrap().heal, "");
 }
 
 #[test]

@@ -38,20 +38,34 @@ impl Server {
         let encoding = negotiate_encoding(&params);
         let snippets = snippet_support(&params);
         let progress = progress_support(&params);
-        let options = params.initialization_options.as_ref().map(Options::from_json);
+        let options = params.initialization_options.as_ref().map(Options::from_json_lenient);
         self.update_config(|c| {
             c.encoding = encoding;
             c.snippets = snippets;
             c.progress = progress;
             match options {
-                Some(Ok(opts)) => match opts.validate(&c.settings) {
-                    Ok(s) => c.settings = s,
-                    Err(e) => c.pending_error = Some(e.to_string()),
-                },
+                Some(Ok((opts, unknown))) => {
+                    if !unknown.is_empty() {
+                        tracing::warn!("ignoring unknown settings: {}", unknown.join(", "));
+                    }
+                    match opts.validate(&c.settings) {
+                        Ok(s) => c.settings = s,
+                        Err(e) => c.pending_error = Some(e.to_string()),
+                    }
+                }
                 Some(Err(e)) => c.pending_error = Some(e.to_string()),
                 None => {}
             }
         });
+        // candle sizes its CPU thread pools on first use, which comes after this (the model loads
+        // once the client is initialized), so a `threads` setting sent here still applies.
+        // `--threads` on the command line wins. Later changes apply at the next start.
+        if let Some(n) = self.config().settings.threads {
+            if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+                std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+                std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+            }
+        }
         let encoding_kind = match encoding {
             PositionEncoding::Utf8 => PositionEncodingKind::UTF8,
             PositionEncoding::Utf16 => PositionEncodingKind::UTF16,
@@ -91,7 +105,12 @@ impl Server {
 
     pub(super) async fn on_did_change_configuration(&self, params: DidChangeConfigurationParams) {
         let before = self.config().settings;
-        let validated = Options::from_json(&params.settings).and_then(|o| o.validate(&before));
+        let validated = Options::from_json_lenient(&params.settings).and_then(|(o, unknown)| {
+            if !unknown.is_empty() {
+                tracing::warn!("ignoring unknown settings: {}", unknown.join(", "));
+            }
+            o.validate(&before)
+        });
         match validated {
             Ok(settings) => {
                 let model_changed = settings.model_path != before.model_path;

@@ -13,6 +13,7 @@ mod lifecycle;
 mod model;
 mod suggest;
 mod text_sync;
+pub mod transport;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -110,9 +111,12 @@ pub fn build_service(options: ServerOptions) -> (LspService<Server>, tower_lsp_s
 /// Serves LSP over stdin/stdout until the client says `exit` or closes stdin.
 pub async fn run_stdio(options: ServerOptions) {
     let (service, socket) = build_service(options);
-    // Completion requests cancel each other quickly; a high limit keeps document notifications
-    // from ever queueing behind them.
-    Transport::new(tokio::io::stdin(), tokio::io::stdout(), socket).concurrency_level(64).serve(service).await;
+    transport::serve_guarded(tokio::io::stdin(), tokio::io::stdout(), |input, output| async move {
+        // Completion requests cancel each other quickly; a high limit keeps document
+        // notifications from ever queueing behind them.
+        Transport::new(input, output, socket).concurrency_level(64).serve(service).await;
+    })
+    .await;
 }
 
 impl LanguageServer for Server {

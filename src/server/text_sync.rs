@@ -17,8 +17,9 @@ impl Server {
         let doc = params.text_document;
         let result = self.documents.open(&uri_key(&doc.uri), &doc.language_id, &doc.text, doc.version);
         if let Err(e) = result {
-            tracing::warn!("not tracking {}: {e}", doc.uri.as_str());
-            self.client.show_message(MessageType::WARNING, format!("inkling: {e}")).await;
+            let name = crate::session::path_from_uri(doc.uri.as_str());
+            tracing::warn!("not tracking {name}: {e}");
+            self.client.show_message(MessageType::WARNING, format!("inkling: not completing in {name}: {e}")).await;
         }
     }
 

@@ -7,19 +7,24 @@
 local plugin = assert(vim.env.INKLING_NVIM_PLUGIN, "INKLING_NVIM_PLUGIN is not set")
 local passed, failed = 0, 0
 
+local function say(text)
+  io.stdout:write(text, "\n")
+  io.stdout:flush()
+end
+
 local function check(ok, name, detail)
   if ok then
     passed = passed + 1
-    print("ok - " .. name)
+    say("ok - " .. name)
   else
     failed = failed + 1
-    print("not ok - " .. name .. (detail and ("\n    " .. detail:gsub("\n", "\n    ")) or ""))
+    say("not ok - " .. name .. (detail and ("\n    " .. detail:gsub("\n", "\n    ")) or ""))
   end
   return ok
 end
 
 local function finish()
-  print(("neovim: %d passed, %d failed"):format(passed, failed))
+  say(("neovim: %d passed, %d failed"):format(passed, failed))
   os.exit(failed == 0 and passed > 0 and 0 or 1)
 end
 
@@ -66,7 +71,7 @@ local function lsp_log()
 end
 
 local version = child("local v = vim.version() return ('%d.%d.%d'):format(v.major, v.minor, v.patch)")
-print(("# Neovim %s, completion mode %s"):format(version, child("return require('inkling').mode()")))
+say(("# Neovim %s, completion mode %s"):format(version, child("return require('inkling').mode()")))
 
 -- 1. Open a Python file: the client attaches and the model loads.
 local file = home .. "/work/add.py"
@@ -118,6 +123,7 @@ local function complete_and_accept(typed)
     item = { word = "(ghost text)" }
   end
   if item then
+    item.line_before_accept = rpc("nvim_get_current_line")
     rpc("nvim_input", "<M-l>") -- keys.accept
     wait(5000, function()
       return rpc("nvim_get_current_line") ~= "    " .. typed
@@ -135,10 +141,17 @@ end
 local item, line = complete_and_accept("return")
 if check(item ~= nil, "a completion item from inkling arrives in the popup", lsp_log()) and item.lsp then
   local edit = item.lsp.textEdit or {}
-  print(("# item: label %q, newText %q, insertTextFormat %s"):format(item.lsp.label, tostring(edit.newText), tostring(item.lsp.insertTextFormat)))
+  say(("# item: label %q, newText %q, insertTextFormat %s"):format(item.lsp.label, tostring(edit.newText), tostring(item.lsp.insertTextFormat)))
   check(item.lsp.insertTextFormat == 2, "sent as a snippet (Neovim declares snippetSupport)")
+  check(item.line_before_accept == "    return", "nothing is inserted before the user accepts", item.line_before_accept)
 end
 check(line and line:match("^%s*return a %+ b%s*$") ~= nil, "after accepting, the buffer reads `return a + b`", ("line 2: %q"):format(tostring(line)))
+
+-- 2b. Completing after `return ` (the space is also a trigger character): the item must not
+-- start with another space (regression: `return  a + b`).
+local item2, line2 = complete_and_accept("return ")
+check(item2 ~= nil and line2 ~= nil and line2:match("^%s*return a %+ b%s*$") ~= nil,
+  "auto-triggered after a space: the buffer reads `return a + b`", ("line 2: %q"):format(tostring(line2)))
 
 -- 3. The typed text reached the server intact (no error about out-of-sync documents).
 local errors = child("return _G.inkling_test.errors")

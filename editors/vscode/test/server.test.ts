@@ -130,6 +130,16 @@ test('inline completion of the Python add example contains `a + b`', async () =>
     console.log(`inline completion: ${JSON.stringify(text)} in ${state.lastLatencyMs} ms; status bar: ${status.render(state).text}`);
 });
 
+// Regression: after `return ` (cursor after a space) the ghost text must not start with a space.
+test('accepting the ghost text after `return ` gives `return a + b`', async () => {
+    const result = await inlineCompletion();
+    const items = Array.isArray(result) ? result : result?.items ?? [];
+    const text = items.length ? (typeof items[0].insertText === 'string' ? items[0].insertText : items[0].insertText.value) : '';
+    const line = TEXT.split('\n')[1];
+    const accepted = line.slice(0, CURSOR.character) + text + line.slice(CURSOR.character);
+    assert.equal(accepted, '    return a + b');
+});
+
 test('disabling through didChangeConfiguration stops completions, enabling brings them back', async () => {
     const send = (enabled: boolean) =>
         conn.sendNotification(DidChangeConfigurationNotification.type, {

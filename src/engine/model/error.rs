@@ -36,11 +36,14 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// Builds [`LoadError::Corrupt`] from anything printable.
+    /// Builds [`LoadError::Corrupt`] from anything printable. Only the first line is kept:
+    /// candle appends a backtrace to its errors when `RUST_BACKTRACE` is set, which is no use
+    /// to the person reading the message.
     pub(crate) fn corrupt(path: &std::path::Path, detail: impl std::fmt::Display) -> Self {
+        let detail = detail.to_string();
         Self::Corrupt {
             path: path.to_path_buf(),
-            detail: detail.to_string(),
+            detail: detail.lines().next().unwrap_or_default().to_string(),
         }
     }
 

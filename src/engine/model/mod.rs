@@ -6,8 +6,10 @@
 //! shared with the previous prompt.
 //!
 //! Files: [`config`] (hyper-parameters), [`weights`] (reading files), [`quant`] (Q5_0 → Q8_0),
-//! [`kv_cache`], [`qwen2`] (the forward pass), [`error`] ([`LoadError`]).
+//! [`kv_cache`], [`qwen2`] (the forward pass), [`attention`] (its per-block pieces), [`error`]
+//! ([`LoadError`]).
 
+pub mod attention;
 pub mod config;
 pub mod error;
 pub mod kv_cache;

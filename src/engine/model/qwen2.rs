@@ -4,16 +4,14 @@
 //! attention, output projection without bias) → residual → RMSNorm → SwiGLU MLP → residual;
 //! then a final RMSNorm and the LM head. Everything runs in f32.
 //!
-//! Grouped-query attention does not copy K/V per query head (`repeat_kv`): the query heads that
-//! share a K/V head are folded into the row axis, `[1, heads, n, d]` → `[1, kv_heads,
-//! groups·n, d]`, so one batched matmul per K/V head serves the whole group. The causal mask is
-//! built for that layout (row `r` is query position `r % n`).
+//! The block's pieces (attention, MLP, mask, RoPE tables) live in [`super::attention`].
 
 use candle_core::{DType, Device, Module, Tensor, D};
 
+use super::attention::{causal_mask, mlp, rope_tables, Attention};
 use super::config::ModelConfig;
 use super::kv_cache::KvCache;
-use super::weights::{LayerWeights, Weights};
+use super::weights::Weights;
 
 /// A Qwen2 model bound to its KV cache.
 #[derive(Debug)]
@@ -69,30 +67,65 @@ impl Model {
     /// Runs `tokens` after the cached positions and appends them to the cache.
     ///
     /// Returns f32 logits `[tokens.len(), vocab]` when `all_positions`, else `[1, vocab]` for the
-    /// last token. On error the cache keeps its previous length.
+    /// last token. Long inputs run in chunks of [`PREFILL_CHUNK`] positions, which bounds the
+    /// memory of the attention scores. On error the cache keeps its previous length.
     pub fn forward(&mut self, tokens: &[u32], all_positions: bool) -> candle_core::Result<Tensor> {
-        let n = tokens.len();
-        let offset = self.cache.len();
-        let _span = tracing::trace_span!("qwen2_forward", n, offset).entered();
-        if n == 0 {
+        let _span = tracing::trace_span!("qwen2_forward", n = tokens.len()).entered();
+        if tokens.is_empty() {
             candle_core::bail!("forward called with no tokens");
         }
-        self.cache.ensure_room(n)?;
+        self.cache.ensure_room(tokens.len())?;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
             candle_core::bail!(
                 "token id {bad} is outside the vocabulary of {}",
                 self.cfg.vocab_size
             );
         }
+        let start = self.cache.len();
+        let result = self.forward_chunks(tokens, all_positions);
+        if result.is_err() {
+            self.cache.truncate(start);
+        }
+        result
+    }
 
+    fn forward_chunks(
+        &mut self,
+        tokens: &[u32],
+        all_positions: bool,
+    ) -> candle_core::Result<Tensor> {
+        let chunks: Vec<&[u32]> = tokens.chunks(PREFILL_CHUNK).collect();
+        let mut logits = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let wanted = match (all_positions, i + 1 == chunks.len()) {
+                (true, _) => Logits::All,
+                (false, true) => Logits::Last,
+                (false, false) => Logits::None,
+            };
+            logits.extend(self.forward_chunk(chunk, wanted)?);
+        }
+        match logits.len() {
+            1 => Ok(logits.remove(0)),
+            _ => Tensor::cat(&logits, 0),
+        }
+    }
+
+    /// One forward pass over `tokens` (already validated to fit), committing them to the cache.
+    fn forward_chunk(
+        &mut self,
+        tokens: &[u32],
+        wanted: Logits,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let n = tokens.len();
+        let offset = self.cache.len();
+        let _span = tracing::trace_span!("chunk", n, offset).entered();
         let ids = Tensor::new(tokens, &self.device)?;
         let mut x = {
             let _span = tracing::trace_span!("embed").entered();
             self.weights.embed.forward(&ids)?.unsqueeze(0)? // [1, n, hidden]
         };
-        let groups = self.cfg.num_heads / self.cfg.num_kv_heads;
         let mask = if n > 1 {
-            Some(causal_mask(n, offset, groups, &self.device)?)
+            Some(causal_mask(n, offset, &self.device)?)
         } else {
             None
         };
@@ -118,120 +151,27 @@ impl Model {
         self.cache.commit(n)?;
 
         let _span = tracing::trace_span!("lm_head").entered();
-        let x = if all_positions {
-            x
-        } else {
-            x.narrow(1, n - 1, 1)?
+        let x = match wanted {
+            Logits::None => return Ok(None),
+            Logits::Last => x.narrow(1, n - 1, 1)?,
+            Logits::All => x,
         };
         let x = candle_nn::ops::rms_norm(&x.contiguous()?, &self.weights.final_norm, eps)?;
-        self.weights
-            .lm_head
-            .forward(&x)?
-            .squeeze(0)?
-            .to_dtype(DType::F32)
+        let logits = self.weights.lm_head.forward(&x)?.squeeze(0)?;
+        Ok(Some(logits.to_dtype(DType::F32)?))
     }
 }
 
-/// The attention sub-layer of one block, for one forward call.
-struct Attention<'a> {
-    cfg: &'a ModelConfig,
-    layer: &'a LayerWeights,
-    index: usize,
-    cos: &'a Tensor,
-    sin: &'a Tensor,
-}
+/// Longest run of positions processed in one pass (attention scores take
+/// `num_heads × PREFILL_CHUNK × context × 4` bytes).
+pub const PREFILL_CHUNK: usize = 512;
 
-impl Attention<'_> {
-    /// `x`: normalized hidden states `[1, n, hidden]`; returns the sub-layer output, same shape.
-    fn forward(
-        &self,
-        x: &Tensor,
-        cache: &mut KvCache,
-        mask: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
-        let _span = tracing::trace_span!("attn").entered();
-        let cfg = self.cfg;
-        let (_, n, _) = x.dims3()?;
-        let (heads, kv_heads, d) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let groups = heads / kv_heads;
-
-        // [1, n, h·d] → [1, h, n, d]; RoPE needs contiguous input.
-        let split = |t: Tensor, h: usize| t.reshape((1, n, h, d))?.transpose(1, 2)?.contiguous();
-        let q = split(self.layer.q.forward(x)?, heads)?;
-        let k = split(self.layer.k.forward(x)?, kv_heads)?;
-        let v = split(self.layer.v.forward(x)?, kv_heads)?;
-        let q = candle_nn::rotary_emb::rope(&q, self.cos, self.sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, self.cos, self.sin)?;
-        let (k, v) = cache.append(self.index, &k, &v)?; // [1, kv_heads, offset + n, d]
-
-        // Query head j uses K/V head j / groups, so consecutive query heads share a K/V head
-        // and fold into rows: [1, kv_heads, groups·n, d].
-        let q = (q * (1.0 / (d as f64).sqrt()))?.reshape((1, kv_heads, groups * n, d))?;
-        let scores = q.matmul(&k.t()?)?;
-        let scores = match mask {
-            Some(mask) => scores.broadcast_add(mask)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let y = probs.matmul(&v)?; // [1, kv_heads, groups·n, d]
-        let y = y
-            .reshape((1, heads, n, d))?
-            .transpose(1, 2)?
-            .reshape((1, n, heads * d))?;
-        self.layer.o.forward(&y)
-    }
-}
-
-/// SwiGLU MLP: `down(silu(gate(x)) * up(x))`.
-fn mlp(layer: &LayerWeights, x: &Tensor) -> candle_core::Result<Tensor> {
-    let _span = tracing::trace_span!("mlp").entered();
-    let gate = layer.gate.forward(x)?.silu()?;
-    let up = layer.up.forward(x)?;
-    layer.down.forward(&(gate * up)?)
-}
-
-/// Additive causal mask `[groups·n, offset + n]` for `n` new queries after `offset` cached
-/// positions: row `r` is query `i = r % n`, which sees columns `0..=offset + i`.
-fn causal_mask(
-    n: usize,
-    offset: usize,
-    groups: usize,
-    device: &Device,
-) -> candle_core::Result<Tensor> {
-    let total = offset + n;
-    let mut data = Vec::with_capacity(groups * n * total);
-    for r in 0..groups * n {
-        let visible = offset + r % n + 1;
-        data.extend((0..total).map(|j| if j < visible { 0f32 } else { f32::NEG_INFINITY }));
-    }
-    Tensor::from_vec(data, (groups * n, total), device)
-}
-
-/// Neox-style RoPE tables: `cos/sin[p, i] = cos/sin(p · theta^(-2i / head_dim))`, computed in
-/// f64 so that late positions keep their precision.
-fn rope_tables(
-    head_dim: usize,
-    theta: f64,
-    max_ctx: usize,
-    device: &Device,
-) -> candle_core::Result<(Tensor, Tensor)> {
-    let half = head_dim / 2;
-    let inv_freq: Vec<f64> = (0..half)
-        .map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64))
-        .collect();
-    let mut cos = Vec::with_capacity(max_ctx * half);
-    let mut sin = Vec::with_capacity(max_ctx * half);
-    for p in 0..max_ctx {
-        for f in &inv_freq {
-            let angle = p as f64 * f;
-            cos.push(angle.cos() as f32);
-            sin.push(angle.sin() as f32);
-        }
-    }
-    Ok((
-        Tensor::from_vec(cos, (max_ctx, half), device)?,
-        Tensor::from_vec(sin, (max_ctx, half), device)?,
-    ))
+/// Which logits a chunk must produce.
+#[derive(Debug, Clone, Copy)]
+enum Logits {
+    None,
+    Last,
+    All,
 }
 
 /// Index of the largest logit in a `[1, vocab]` or `[vocab]` tensor (greedy decoding helper
@@ -326,10 +266,36 @@ mod tests {
         model.truncate(5);
         let last = model.forward_last(&all[5..]).unwrap();
         assert!(max_abs_diff(&rows.narrow(0, 11, 1).unwrap(), &last) < 1e-5);
+        // The rows really depend on the position (so the comparisons above mean something).
+        let spread = max_abs_diff(&rows.narrow(0, 10, 1).unwrap(), &last);
+        assert!(spread > 1e-2, "rows 10 and 11 are nearly equal: {spread}");
         // Every row equals the last-position logits of the matching prefix.
         model.truncate(5);
         let first = model.forward_last(&all[5..6]).unwrap();
         assert!(max_abs_diff(&rows.narrow(0, 0, 1).unwrap(), &first) < 1e-4);
+    }
+
+    #[test]
+    fn long_inputs_run_in_chunks_with_the_same_result() {
+        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 1024)
+            .unwrap()
+            .0;
+        let n = PREFILL_CHUNK + 150;
+        let all = tokens(n, 9);
+        let rows = model.forward_all(&all).unwrap();
+        assert_eq!(rows.dims(), &[n, model.config().vocab_size]);
+        // Row i must equal the last-position logits of a run that stops after token i. Stops
+        // decrease so that the cache always holds the `stop / 2` tokens kept by `truncate`.
+        for stop in [n, PREFILL_CHUNK + 1, PREFILL_CHUNK, 300, 1] {
+            model.truncate(stop / 2);
+            assert_eq!(model.cached_len(), stop / 2);
+            let last = model.forward_last(&all[stop / 2..stop]).unwrap();
+            let diff = max_abs_diff(&rows.narrow(0, stop - 1, 1).unwrap(), &last);
+            assert!(diff < 1e-4, "row {}: diff {diff}", stop - 1);
+        }
+        model.truncate(0);
+        let last = model.forward_last(&all).unwrap();
+        assert!(max_abs_diff(&rows.narrow(0, n - 1, 1).unwrap(), &last) < 1e-4);
     }
 
     #[test]
@@ -344,25 +310,6 @@ mod tests {
         assert_eq!(model.cached_len(), 120);
         model.forward_last(&tokens(8, 6)).unwrap();
         assert_eq!(model.cached_len(), 128);
-    }
-
-    #[test]
-    fn causal_mask_layout() {
-        let m = causal_mask(2, 1, 2, &Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        let inf = f32::NEG_INFINITY;
-        let rows = [[0.0, 0.0, inf], [0.0, 0.0, 0.0]];
-        assert_eq!(
-            m,
-            vec![
-                rows[0].to_vec(),
-                rows[1].to_vec(),
-                rows[0].to_vec(),
-                rows[1].to_vec()
-            ]
-        );
     }
 
     /// Greedy FIM completion with a real Qwen2.5-Coder GGUF named by `INKLING_TEST_MODEL`.

@@ -18,6 +18,9 @@ M.defaults = {
   settings = {},
   -- "auto": ghost text on 0.12+, the popup on 0.11. "inline" or "popup" to choose.
   mode = "auto",
+  -- Popup mode: 'completeopt' for the buffers inkling attaches to (buffer-local; false to leave
+  -- it alone). With Neovim's default (no "menuone") a single item is inserted without asking.
+  completeopt = "menuone,noselect,popup",
   -- Insert-mode keys; false to leave a key unmapped. <Tab> is never mapped.
   keys = {
     accept = "<M-l>", -- accept the ghost text / the inkling item in the popup
@@ -104,6 +107,9 @@ local function on_attach(client, bufnr)
   if mode == "inline" then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr, client_id = client.id })
   elseif mode == "popup" then
+    if M.config.completeopt then
+      vim.bo[bufnr].completeopt = M.config.completeopt
+    end
     vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true })
   else
     vim.bo[bufnr].omnifunc = "v:lua.vim.lsp.omnifunc"

@@ -1,0 +1,98 @@
+"""LoRA training, resume, early stopping and export on the tiny model."""
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from conftest import make_config
+from inkling_finetune import export as E
+from inkling_finetune import train as T
+
+
+def test_loss_goes_down_and_artifacts_are_written(tmp_path: Path, tiny_model: Path, dataset: Path) -> None:
+    cfg = make_config(tmp_path, tiny_model, dataset, max_steps=24, eval_every=6, save_every=12,
+                      learning_rate=1e-2)
+    result = T.train(cfg)
+    losses = [h["loss"] for h in result["history"]]
+    assert len(losses) == 24
+    assert sum(losses[-4:]) / 4 < 0.5 * sum(losses[:4]) / 4, losses
+    evals = [h["eval_loss"] for h in result["history"] if "eval_loss" in h]
+    assert len(evals) == 4
+    out = cfg.output_dir
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "loss.png").stat().st_size > 1000
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["step"] == 24 and abs(metrics["best_eval_loss"] - min(evals)) < 1e-4
+    assert [p.name for p in T.checkpoints(out)] == ["step-000012", "step-000024"]
+
+
+def test_resume_continues_at_the_right_step(tmp_path: Path, tiny_model: Path, dataset: Path) -> None:
+    straight = T.train(make_config(tmp_path / "a", tiny_model, dataset, max_steps=6))
+    cfg = make_config(tmp_path / "b", tiny_model, dataset, max_steps=6)
+    first = T.train(cfg, stop_after=4)  # interrupted after step 4, checkpoint there
+    assert first["step"] == 4
+    resumed = T.train(make_config(tmp_path / "b", tiny_model, dataset, max_steps=6), resume=True)
+    assert resumed["step"] == 6
+    steps = [h["step"] for h in resumed["history"]]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    a = [h["loss"] for h in straight["history"]]
+    b = [h["loss"] for h in resumed["history"]]
+    # Same data order, same optimizer and scheduler state: the same losses.
+    assert all(abs(x - y) < 1e-4 for x, y in zip(a, b)), (a, b)
+
+
+def test_early_stopping(tmp_path: Path, tiny_model: Path, dataset: Path) -> None:
+    # A huge learning rate makes the held-out loss worse at every evaluation.
+    cfg = make_config(tmp_path, tiny_model, dataset, max_steps=40, eval_every=1, save_every=1,
+                      learning_rate=0.5, early_stopping_patience=2, early_stopping_min_delta=0.0)
+    result = T.train(cfg)
+    assert result["stopped_early"]
+    assert result["step"] < 40
+    assert result["step"] - result["best_step"] == 2
+    # The kept adapter is the best one.
+    info = json.loads((cfg.adapter_dir / "inkling_train.json").read_text())
+    assert info["step"] == result["best_step"]
+
+
+def test_export_reloads_with_identical_logits(tmp_path: Path, tiny_model: Path, dataset: Path) -> None:
+    cfg = make_config(tmp_path, tiny_model, dataset, max_steps=4)
+    T.train(cfg)
+    merged, tokenizer = E.merge(cfg.adapter_dir)
+    out = E.save_folder(merged, tokenizer, tmp_path / "export", dtype="float32")
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    for key in E.REQUIRED_CONFIG_KEYS:
+        assert key in config, key
+    assert config["model_type"] == "qwen2" and config["tie_word_embeddings"] is True
+    # The merge really changed the weights.
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    ids = tok("<|fim_prefix|>def add(a, b):\n<|fim_suffix|>\n<|fim_middle|>", return_tensors="pt",
+              add_special_tokens=False).input_ids
+    assert ids[0, 0].item() == tok.convert_tokens_to_ids("<|fim_prefix|>")
+    with torch.no_grad():
+        a = merged(ids).logits
+        b = reloaded(ids).logits
+        c = base(ids).logits
+    assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+    assert not torch.allclose(a, c, atol=1e-4)
+    # The FIM tokens are single tokens in the saved tokenizer.json (what the server reads).
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_file(str(out / "tokenizer.json"))
+    enc = raw.encode("<|fim_prefix|>x<|fim_suffix|>y<|fim_middle|>", add_special_tokens=False)
+    assert enc.tokens[0] == "<|fim_prefix|>" and enc.tokens[-1] == "<|fim_middle|>"
+
+
+def test_export_bfloat16_is_half_size(tmp_path: Path, tiny_model: Path, dataset: Path) -> None:
+    cfg = make_config(tmp_path, tiny_model, dataset, max_steps=2)
+    T.train(cfg)
+    f32 = E.export(cfg.adapter_dir, tmp_path / "f32", dtype="float32")
+    bf16 = E.export(cfg.adapter_dir, tmp_path / "bf16", dtype="bfloat16")
+    s32 = (f32 / "model.safetensors").stat().st_size
+    s16 = (bf16 / "model.safetensors").stat().st_size
+    assert s16 < 0.6 * s32

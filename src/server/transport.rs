@@ -1,0 +1,188 @@
+//! The stdio framing guard in front of the LSP transport.
+//!
+//! tower-lsp-server stops reading its input after the first frame it cannot decode, which would
+//! end the server on one bad message. This guard owns the real stdin/stdout: it reads
+//! `Content-Length` frames itself, answers a frame that is not a JSON object with a `-32700 Parse
+//! error` response, skips headers without a length, and forwards only well-formed frames to the
+//! transport through an in-memory pipe. Output frames are written whole, so its own error
+//! responses never interleave with the transport's. When stdin closes, the transport's input
+//! closes too and the server ends.
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// Frames larger than this are refused (and skipped) instead of buffered.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+const PIPE_BYTES: usize = 1 << 20;
+
+/// One frame read from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A body that parsed as a JSON object.
+    Message(Vec<u8>),
+    /// Something that cannot be processed; the string says why.
+    Malformed(String),
+}
+
+/// Wraps a body in `Content-Length` framing.
+pub fn encode_frame(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn parse_error(why: &str) -> Vec<u8> {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32700, "message": format!("Parse error: {why}")}
+    });
+    encode_frame(body.to_string().as_bytes())
+}
+
+/// Reads the next frame; `Ok(None)` at end of input.
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> std::io::Result<Option<Frame>> {
+    let mut length: Option<Result<usize, String>> = None;
+    let mut saw_header = false;
+    loop {
+        let mut line = Vec::new();
+        let n = reader.read_until(b'\n', &mut line).await?;
+        if n == 0 {
+            return Ok(if saw_header { Some(Frame::Malformed("input ended inside a header".into())) } else { None });
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            if !saw_header {
+                continue; // stray blank line between frames
+            }
+            break;
+        }
+        saw_header = true;
+        if let Some((name, value)) = text.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = Some(value.trim().parse::<usize>().map_err(|_| format!("bad Content-Length `{}`", value.trim())));
+            }
+        }
+    }
+    let length = match length {
+        None => return Ok(Some(Frame::Malformed("a header without Content-Length".into()))),
+        Some(Err(why)) => return Ok(Some(Frame::Malformed(why))),
+        Some(Ok(n)) => n,
+    };
+    if length > MAX_FRAME_BYTES {
+        // Skip the body without holding it in memory.
+        let skipped = tokio::io::copy(&mut reader.take(length as u64), &mut tokio::io::sink()).await?;
+        let why = format!("a message of {length} bytes is over the limit of {MAX_FRAME_BYTES} bytes");
+        return Ok(Some(if skipped < length as u64 { Frame::Malformed("input ended inside a message".into()) } else { Frame::Malformed(why) }));
+    }
+    let mut body = vec![0u8; length];
+    if let Err(e) = reader.read_exact(&mut body).await {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            return Ok(Some(Frame::Malformed("input ended inside a message".into())));
+        }
+        return Err(e);
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(_)) => Ok(Some(Frame::Message(body))),
+        Ok(_) => Ok(Some(Frame::Malformed("the message is not a JSON object".into()))),
+        Err(e) => Ok(Some(Frame::Malformed(format!("the message is not valid JSON: {e}")))),
+    }
+}
+
+/// Copies client frames into `to_server`, answering malformed ones through `errors`.
+async fn pump_input<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(input: R, mut to_server: W, errors: mpsc::UnboundedSender<Vec<u8>>) {
+    let mut reader = BufReader::new(input);
+    loop {
+        match read_frame(&mut reader).await {
+            Ok(Some(Frame::Message(body))) => {
+                if to_server.write_all(&encode_frame(&body)).await.is_err() || to_server.flush().await.is_err() {
+                    break; // the server has stopped reading (exit)
+                }
+            }
+            Ok(Some(Frame::Malformed(why))) => {
+                tracing::warn!("malformed message from the client: {why}");
+                let _ = errors.send(parse_error(&why));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!("reading from the client failed: {e}");
+                break;
+            }
+        }
+    }
+    let _ = to_server.shutdown().await;
+}
+
+/// Writes whole frames from the server and the guard's own errors to `output`.
+async fn pump_output<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(from_server: R, mut output: W, mut errors: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut reader = BufReader::new(from_server);
+    loop {
+        tokio::select! {
+            frame = read_frame(&mut reader) => match frame {
+                Ok(Some(Frame::Message(body))) => {
+                    if output.write_all(&encode_frame(&body)).await.is_err() { break; }
+                }
+                Ok(Some(Frame::Malformed(why))) => tracing::error!("the server wrote a malformed frame: {why}"),
+                Ok(None) | Err(_) => break,
+            },
+            Some(err) = errors.recv() => {
+                if output.write_all(&err).await.is_err() { break; }
+            }
+        }
+        if output.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Serves `service` over `input`/`output` behind the guard.
+pub async fn serve_guarded<I, O, F>(input: I, output: O, serve: impl FnOnce(tokio::io::DuplexStream, tokio::io::DuplexStream) -> F)
+where
+    I: AsyncRead + Unpin + Send + 'static,
+    O: AsyncWrite + Unpin,
+    F: std::future::Future<Output = ()>,
+{
+    let (server_in, guard_to_server) = tokio::io::duplex(PIPE_BYTES);
+    let (server_out, guard_from_server) = tokio::io::duplex(PIPE_BYTES);
+    let (err_tx, err_rx) = mpsc::unbounded_channel();
+    let input_task = tokio::spawn(pump_input(input, guard_to_server, err_tx));
+    let server = serve(server_in, server_out);
+    let writer = pump_output(guard_from_server, output, err_rx);
+    tokio::join!(server, writer);
+    input_task.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn frames(bytes: &[u8]) -> Vec<Frame> {
+        let mut reader = BufReader::new(bytes);
+        let mut out = Vec::new();
+        while let Some(f) = read_frame(&mut reader).await.unwrap() {
+            out.push(f);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn good_bad_and_truncated_frames() {
+        let mut input = encode_frame(br#"{"a":1}"#);
+        input.extend(encode_frame(b"{not json}"));
+        input.extend(b"X-Header: 1\r\n\r\n");
+        input.extend(encode_frame(b"[1,2]"));
+        input.extend(b"Content-Length: abc\r\n\r\n");
+        input.extend(encode_frame(br#"{"b":2}"#));
+        input.extend(b"Content-Length: 50\r\n\r\n{\"cut\":");
+        let got = frames(&input).await;
+        assert_eq!(got[0], Frame::Message(br#"{"a":1}"#.to_vec()));
+        assert!(matches!(&got[1], Frame::Malformed(w) if w.contains("not valid JSON")));
+        assert!(matches!(&got[2], Frame::Malformed(w) if w.contains("without Content-Length")));
+        assert!(matches!(&got[3], Frame::Malformed(w) if w.contains("not a JSON object")));
+        assert!(matches!(&got[4], Frame::Malformed(w) if w.contains("bad Content-Length")));
+        assert_eq!(got[5], Frame::Message(br#"{"b":2}"#.to_vec()));
+        assert!(matches!(&got[6], Frame::Malformed(w) if w.contains("ended inside")));
+        assert_eq!(got.len(), 7);
+    }
+}
