@@ -10,9 +10,6 @@ use crate::postprocess;
 use crate::prompt::Budget;
 use crate::session::{ByteOffset, Snapshot};
 
-/// Context tokens (other files) allowed in a prompt.
-const MAX_CONTEXT_TOKENS: usize = 1024;
-
 /// What one completion request came to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -41,7 +38,7 @@ pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequ
         budget: Budget {
             max_prefix_tokens: settings.max_prefix_tokens,
             max_suffix_tokens: settings.max_suffix_tokens,
-            max_context_tokens: MAX_CONTEXT_TOKENS,
+            max_context_tokens: settings.max_context_tokens,
         },
         max_new_tokens: settings.max_new_tokens,
         single_line: ctx.mode == Mode::SingleLine,

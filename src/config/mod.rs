@@ -37,6 +37,14 @@ pub struct Settings {
     pub complete_in_comments: bool,
     pub threads: Option<usize>,
     pub max_document_bytes: usize,
+    /// Show the model code from other files (open files, workspace definitions).
+    pub cross_file_context: bool,
+    /// Token budget for code from other files.
+    pub max_context_tokens: usize,
+    /// Most files the workspace index holds.
+    pub max_index_files: usize,
+    /// Memory for saved KV caches of other files (MiB).
+    pub kv_cache_mb: usize,
 }
 
 impl Default for Settings {
@@ -52,6 +60,10 @@ impl Default for Settings {
             complete_in_comments: false,
             threads: None,
             max_document_bytes: 4 * 1024 * 1024,
+            cross_file_context: true,
+            max_context_tokens: 1024,
+            max_index_files: 20_000,
+            kv_cache_mb: 512,
         }
     }
 }

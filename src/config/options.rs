@@ -21,6 +21,10 @@ pub struct Options {
     pub complete_in_comments: Option<bool>,
     pub threads: Option<u64>,
     pub max_document_bytes: Option<u64>,
+    pub cross_file_context: Option<bool>,
+    pub max_context_tokens: Option<u64>,
+    pub max_index_files: Option<u64>,
+    pub kv_cache_mb: Option<u64>,
 }
 
 /// Why a settings object was refused. The message is shown to the user as is.
@@ -54,6 +58,10 @@ pub const OPTION_DOCS: &[OptionDoc] = &[
     OptionDoc { name: "completeInComments", json_type: "boolean", default: "false", description: "Also complete inside comments and strings." },
     OptionDoc { name: "threads", json_type: "integer", default: "null", description: "CPU threads for the model. Empty or 0: all cores." },
     OptionDoc { name: "maxDocumentBytes", json_type: "integer", default: "4194304", description: "Documents larger than this are not completed." },
+    OptionDoc { name: "crossFileContext", json_type: "boolean", default: "true", description: "Show the model code from other files: recently edited chunks and definitions used near the cursor." },
+    OptionDoc { name: "maxContextTokens", json_type: "integer", default: "1024", description: "Tokens of code from other files shown to the model." },
+    OptionDoc { name: "maxIndexFiles", json_type: "integer", default: "20000", description: "Most workspace files indexed for definitions." },
+    OptionDoc { name: "kvCacheMb", json_type: "integer", default: "512", description: "Memory (MiB) for the saved model state of recently used files, so switching files is fast." },
 ];
 
 fn bounded(name: &'static str, value: Option<u64>, min: u64, max: u64, current: usize) -> Result<usize, SettingsError> {
@@ -124,6 +132,12 @@ impl Options {
         }
         s.max_document_bytes =
             bounded("maxDocumentBytes", self.max_document_bytes, 1024, 256 * 1024 * 1024, s.max_document_bytes)?;
+        if let Some(v) = self.cross_file_context {
+            s.cross_file_context = v;
+        }
+        s.max_context_tokens = bounded("maxContextTokens", self.max_context_tokens, 0, 16_384, s.max_context_tokens)?;
+        s.max_index_files = bounded("maxIndexFiles", self.max_index_files, 0, 1_000_000, s.max_index_files)?;
+        s.kv_cache_mb = bounded("kvCacheMb", self.kv_cache_mb, 0, 65_536, s.kv_cache_mb)?;
         Ok(s)
     }
 }
@@ -184,6 +198,6 @@ mod tests {
         }
         // A name that is not an Options field is refused (deny_unknown_fields), so every doc names a field;
         // and Options has exactly as many fields as there are docs.
-        assert_eq!(OPTION_DOCS.len(), 10, "update OPTION_DOCS when Options changes");
+        assert_eq!(OPTION_DOCS.len(), 14, "update OPTION_DOCS when Options changes");
     }
 }
