@@ -207,3 +207,29 @@ async fn settings_change_swaps_the_model_without_a_restart() {
     }
     panic!("model not swapped: {:?}", s.service.inner().engine_state());
 }
+
+#[tokio::test]
+async fn typing_through_a_suggestion_answers_without_the_model() {
+    // The fake model takes 50 ms a character: a model answer takes ~0.5 s.
+    let mut s = TestServer::start_with(|_| "abcdefghij".into(), Duration::from_millis(50), true).await;
+    s.request("initialize", json!({"capabilities": {}})).await.unwrap();
+    s.notify("initialized", json!({})).await;
+    wait_ready(&s).await;
+    s.open(URI, "python", "x = \n").await;
+    let first = s.request("textDocument/inlineCompletion", inline_params(URI, 0, 4)).await.unwrap();
+    assert_eq!(first_item(&first).unwrap()["insertText"], "abcdefghij");
+    // The user types "abc": each answer is the rest of the suggestion, at once.
+    for (i, c) in "abc".chars().enumerate() {
+        s.notify("textDocument/didChange", change(URI, 2 + i as i32, 0, 4 + i as u32, &c.to_string())).await;
+        let started = Instant::now();
+        let r = s.request("textDocument/inlineCompletion", inline_params(URI, 0, 5 + i as u32)).await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(200), "answered from memory: {:?}", started.elapsed());
+        assert_eq!(first_item(&r).unwrap()["insertText"], &"abcdefghij"[i + 1..]);
+    }
+    // Typing something else asks the model again.
+    s.notify("textDocument/didChange", change(URI, 9, 0, 7, "Z")).await;
+    let started = Instant::now();
+    let r = s.request("textDocument/inlineCompletion", inline_params(URI, 0, 8)).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(first_item(&r).unwrap()["insertText"], "abcdefghij");
+}

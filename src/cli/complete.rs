@@ -98,7 +98,7 @@ pub fn run(args: CompleteArgs) -> Result<ExitCode> {
             let outcome = pipeline::complete_blocking(&engine, &snapshot, ByteOffset(offset), &settings)?;
             let ms = started.elapsed().as_secs_f64() * 1e3;
             match &outcome {
-                Outcome::Completed { text, .. } => println!("{text}"),
+                Outcome::Completed { text, .. } | Outcome::TypedThrough { text } => println!("{text}"),
                 Outcome::Empty(_) => eprintln!("(the model's answer did not fit here; nothing to suggest)"),
                 Outcome::Skipped(reason) => eprintln!("(no completion at this position: {reason:?})"),
             }
@@ -198,6 +198,9 @@ fn answer_line(engine: &Engine, line: &str, settings: &Settings) -> String {
         },
         Ok(Outcome::Skipped(reason)) => {
             JsonAnswer { completion: "", ms, skipped: Some(format!("{reason:?}")), prompt_tokens: 0, new_tokens: 0, stop: None }
+        }
+        Ok(Outcome::TypedThrough { text }) => {
+            JsonAnswer { completion: text, ms, skipped: None, prompt_tokens: 0, new_tokens: 0, stop: None }
         }
         Err(e) => return error_json(&e.to_string()),
     };

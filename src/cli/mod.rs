@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::OPTION_DOCS;
+use crate::engine::{loader_with, EngineOptions};
 use crate::server::{run_stdio, ServerOptions};
 
 #[derive(Debug, Parser)]
@@ -33,6 +34,15 @@ pub enum Command {
         /// A GGUF file or Hugging Face folder, used when the client's settings name none.
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Recompute every prompt from scratch (for measuring what cache reuse brings).
+        #[arg(long)]
+        no_reuse: bool,
+        /// Plain greedy decoding without prompt-lookup drafts (same output, for measuring).
+        #[arg(long)]
+        no_speculation: bool,
+        /// Always ask the model, even while the user types what the suggestion shows.
+        #[arg(long)]
+        no_type_through: bool,
     },
     /// Complete from the command line: one position, or a JSONL batch.
     Complete(complete::CompleteArgs),
@@ -65,8 +75,11 @@ pub fn run(cli: Cli) -> ExitCode {
         eprintln!("inkling: cannot open the log file: {e:#}");
         return ExitCode::FAILURE;
     }
-    match cli.command.unwrap_or(Command::Serve { model: None }) {
-        Command::Serve { model } => {
+    let default = Command::Serve { model: None, no_reuse: false, no_speculation: false, no_type_through: false };
+    match cli.command.unwrap_or(default) {
+        Command::Serve { model, no_reuse, no_speculation, no_type_through } => {
+            let engine = EngineOptions { reuse: !no_reuse, speculate: !no_speculation, ..EngineOptions::default() };
+            let options = ServerOptions { model, loader: loader_with(engine), type_through: !no_type_through };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -74,7 +87,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(run_stdio(ServerOptions { model, ..ServerOptions::default() }));
+            runtime.block_on(run_stdio(options));
             // The engine thread may be mid-token; do not wait for it.
             runtime.shutdown_background();
             ExitCode::SUCCESS

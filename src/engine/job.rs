@@ -27,6 +27,10 @@ pub type StopWhen = Box<dyn Fn(&str) -> bool + Send>;
 
 /// One completion to generate.
 pub struct GenerateRequest {
+    /// Which KV-cache slot (normally the file's path) this request belongs to.
+    pub slot: String,
+    /// Memory allowed for saved KV caches of other slots.
+    pub kv_cache_bytes: usize,
     pub text: PromptText,
     pub budget: Budget,
     pub max_new_tokens: usize,
@@ -65,4 +69,7 @@ pub struct Generated {
     pub new_tokens: usize,
     pub prefill_ms: f64,
     pub decode_ms: f64,
+    /// Speculative draft tokens verified, and how many of them were kept.
+    pub draft_tokens: usize,
+    pub draft_accepted: usize,
 }

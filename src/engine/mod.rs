@@ -11,11 +11,15 @@
 mod backend;
 mod job;
 pub mod model;
+mod qwen2_backend;
+mod slots;
+mod speculate;
 pub mod testing;
 mod vocab;
 mod worker;
 
-pub use backend::{load_backend, Backend, Loader, Qwen2Backend};
+pub use backend::{default_device, load_backend, loader_with, Backend, EngineOptions, Loader};
+pub use qwen2_backend::Qwen2Backend;
 pub use job::{CancelToken, GenerateRequest, Generated, StopReason};
 
 use std::path::PathBuf;

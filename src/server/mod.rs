@@ -25,6 +25,7 @@ use tower_lsp_server::{Client, LanguageServer, LspService, Server as Transport};
 
 use crate::config::Settings;
 use crate::engine::{load_backend, Engine, Loader};
+use crate::pipeline::TypeThrough;
 use crate::session::{Documents, PositionEncoding};
 
 /// How the server was started (command line), before any client settings.
@@ -33,11 +34,13 @@ pub struct ServerOptions {
     pub model: Option<PathBuf>,
     /// Builds the model backend; the real Qwen2 loader unless a test swaps it.
     pub loader: Loader,
+    /// Answer from the visible suggestion while the user types through it.
+    pub type_through: bool,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { model: None, loader: Box::new(load_backend) }
+        ServerOptions { model: None, loader: Box::new(load_backend), type_through: true }
     }
 }
 
@@ -57,6 +60,7 @@ pub struct Server {
     documents: Documents,
     engine: Engine,
     cli_model: Option<PathBuf>,
+    type_through: Option<TypeThrough>,
     config: RwLock<SessionConfig>,
     /// Set once the user was told why the model is unavailable (said once, not per keystroke).
     told_no_model: AtomicBool,
@@ -69,6 +73,7 @@ impl Server {
             documents: Documents::default(),
             engine: Engine::spawn(options.loader),
             cli_model: options.model,
+            type_through: options.type_through.then(TypeThrough::default),
             config: RwLock::new(SessionConfig {
                 settings: Settings::default(),
                 encoding: PositionEncoding::Utf16,
@@ -91,6 +96,13 @@ impl Server {
     /// The engine's state (for tests and status reporting).
     pub fn engine_state(&self) -> crate::engine::EngineState {
         self.engine.state()
+    }
+
+    /// The server's current text of an open document (for tests that compare it with a
+    /// reference model of the client's edits).
+    #[doc(hidden)]
+    pub fn document_text(&self, uri: &str) -> Option<String> {
+        self.documents.snapshot(uri).map(|s| s.text.to_string())
     }
 
     pub(crate) fn update_config(&self, f: impl FnOnce(&mut SessionConfig)) {

@@ -34,7 +34,7 @@ impl Server {
         if !matches!(self.engine.state(), EngineState::Ready { .. }) {
             return Ok(None);
         }
-        let outcome = match pipeline::complete(&self.engine, &snapshot, offset, &config.settings).await {
+        let outcome = match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref()).await {
             Ok(o) => o,
             Err(EngineError::Cancelled) => return Err(Error::request_cancelled()),
             Err(EngineError::NoModel(why)) => {
@@ -60,7 +60,10 @@ impl Server {
                 "completion"
             );
         }
-        let Outcome::Completed { text, .. } = outcome else { return Ok(None) };
+        let text = match outcome {
+            Outcome::Completed { text, .. } | Outcome::TypedThrough { text } => text,
+            Outcome::Skipped(_) | Outcome::Empty(_) => return Ok(None),
+        };
         // The user typed while we worked: this answer belongs to an older text.
         let current = self.documents.snapshot(&uri).map(|s| s.version);
         if current != Some(snapshot.version) {

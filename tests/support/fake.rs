@@ -64,6 +64,8 @@ impl Backend for FakeBackend {
             new_tokens: n,
             prefill_ms: 0.0,
             decode_ms: started.elapsed().as_secs_f64() * 1e3,
+            draft_tokens: 0,
+            draft_accepted: 0,
         })
     }
 }

@@ -23,7 +23,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(script: Script, per_token: Duration) -> TestServer {
-        let options = ServerOptions { model: Some("fake-model".into()), loader: loader(script, per_token) };
+        Self::start_with(script, per_token, false).await
+    }
+
+    /// Starts a server; `type_through` turns on answering from the visible suggestion.
+    pub async fn start_with(script: Script, per_token: Duration, type_through: bool) -> TestServer {
+        let options = ServerOptions { model: Some("fake-model".into()), loader: loader(script, per_token), type_through };
         let (service, socket) = build_service(options);
         let (tx, from_server) = mpsc::unbounded_channel();
         let (mut requests, mut responses) = socket.split();

@@ -106,6 +106,61 @@ impl KvCache {
     }
 }
 
+/// A saved copy of the first `len` positions of every layer, for switching between files
+/// without recomputing (see the engine's per-file snapshot LRU).
+#[derive(Debug)]
+pub struct KvSnapshot {
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+    len: usize,
+}
+
+impl KvSnapshot {
+    /// Positions saved.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was saved.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Memory the snapshot holds.
+    pub fn bytes(&self) -> usize {
+        self.keys.iter().chain(&self.values).map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum()
+    }
+}
+
+impl KvCache {
+    /// Copies the cached positions out (one copy of `len` positions per layer).
+    pub fn snapshot(&self) -> candle_core::Result<KvSnapshot> {
+        // `contiguous` packs the narrowed view; `copy` then guarantees own storage even when
+        // the view was already contiguous (a full cache), so later in-place writes cannot leak in.
+        let copy = |t: &Tensor| t.narrow(2, 0, self.len)?.contiguous()?.copy();
+        Ok(KvSnapshot {
+            keys: self.keys.iter().map(copy).collect::<candle_core::Result<_>>()?,
+            values: self.values.iter().map(copy).collect::<candle_core::Result<_>>()?,
+            len: self.len,
+        })
+    }
+
+    /// Replaces the cache content with a snapshot taken from a cache of the same shape.
+    pub fn restore(&mut self, snap: &KvSnapshot) -> candle_core::Result<()> {
+        if snap.keys.len() != self.keys.len() || snap.len > self.max_ctx {
+            candle_core::bail!("KV snapshot does not fit this cache");
+        }
+        self.len = 0;
+        if snap.len > 0 {
+            for (dst, src) in self.keys.iter().zip(&snap.keys).chain(self.values.iter().zip(&snap.values)) {
+                dst.slice_set(src, 2, 0)?;
+            }
+        }
+        self.len = snap.len;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

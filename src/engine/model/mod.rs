@@ -25,6 +25,7 @@ use tokenizers::Tokenizer;
 
 pub use config::ModelConfig;
 pub use error::LoadError;
+pub use kv_cache::KvSnapshot;
 
 /// Special tokens a fill-in-the-middle prompt needs; each must encode as one id.
 pub const FIM_TOKENS: [&str; 4] = [
@@ -81,6 +82,16 @@ impl Qwen2 {
     /// Number of positions currently in the KV cache.
     pub fn cached_len(&self) -> usize {
         self.model.cache().len()
+    }
+
+    /// Copies the KV cache out (to switch to another file and come back without recomputing).
+    pub fn snapshot(&self) -> anyhow::Result<KvSnapshot> {
+        Ok(self.model.cache().snapshot()?)
+    }
+
+    /// Puts a snapshot taken from this model back into the KV cache.
+    pub fn restore(&mut self, snapshot: &KvSnapshot) -> anyhow::Result<()> {
+        Ok(self.model.cache_mut().restore(snapshot)?)
     }
 
     /// O(1): forget every cached position at or after `len` (no-op if `len >= cached_len`).

@@ -1,5 +1,9 @@
 //! One completion from start to end, shared by the LSP server and the command line:
-//! snapshot + cursor → context → engine job → shaped text.
+//! snapshot + cursor → context → (type-through | engine job) → shaped text.
+
+mod type_through;
+
+pub use type_through::TypeThrough;
 
 use std::time::{Duration, Instant};
 
@@ -19,12 +23,14 @@ pub enum Outcome {
     Empty(Generated),
     /// A suggestion to show.
     Completed { text: String, generated: Generated },
+    /// The rest of the suggestion already shown, which the user is typing through.
+    TypedThrough { text: String },
 }
 
 impl Outcome {
     pub fn text(&self) -> Option<&str> {
         match self {
-            Outcome::Completed { text, .. } => Some(text),
+            Outcome::Completed { text, .. } | Outcome::TypedThrough { text } => Some(text),
             _ => None,
         }
     }
@@ -34,6 +40,8 @@ impl Outcome {
 pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequest {
     let shaping_ctx = ctx.clone();
     GenerateRequest {
+        slot: ctx.path.clone(),
+        kv_cache_bytes: settings.kv_cache_mb * 1024 * 1024,
         text: ctx.text.clone(),
         budget: Budget {
             max_prefix_tokens: settings.max_prefix_tokens,
@@ -54,14 +62,28 @@ fn finish(ctx: &CompletionContext, generated: Generated) -> Outcome {
     }
 }
 
-/// Completes at `offset` in `snapshot`.
-pub async fn complete(engine: &Engine, snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> Result<Outcome, EngineError> {
+/// Completes at `offset` in `snapshot`. With `memory`, typing through the last suggestion is
+/// answered from it, and new suggestions are remembered.
+pub async fn complete(
+    engine: &Engine,
+    snapshot: &Snapshot,
+    offset: ByteOffset,
+    settings: &Settings,
+    memory: Option<&TypeThrough>,
+) -> Result<Outcome, EngineError> {
     let ctx = match context::gather(snapshot, offset, settings) {
         Decision::Skip(reason) => return Ok(Outcome::Skipped(reason)),
         Decision::Complete(ctx) => ctx,
     };
+    if let Some(text) = memory.and_then(|m| m.answer(&ctx)) {
+        return Ok(Outcome::TypedThrough { text });
+    }
     let generated = engine.generate(request_for(&ctx, settings)).await?;
-    Ok(finish(&ctx, generated))
+    let outcome = finish(&ctx, generated);
+    if let (Some(m), Outcome::Completed { text, .. }) = (memory, &outcome) {
+        m.remember(&ctx, text);
+    }
+    Ok(outcome)
 }
 
 /// Blocking form of [`complete`], for the command line.

@@ -1,0 +1,229 @@
+//! The real backend: Qwen2 with KV-cache reuse, token healing and speculative decoding.
+//!
+//! It keeps the token sequence whose keys and values sit in the model's KV cache. A new job
+//! switches to its file's cache (per-file snapshots), computes the longest common token prefix
+//! with the new prompt, truncates the cache there (O(1)) and prefills only the rest. Decoding is
+//! greedy; prompt-lookup drafts are verified in one batched pass and only the tokens greedy
+//! decoding would have produced are kept.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use candle_core::{Device, IndexOp, Tensor};
+use tokenizers::Tokenizer;
+
+use super::backend::{Backend, EngineOptions};
+use super::job::{CancelToken, GenerateRequest, Generated, StopReason};
+use super::model::Qwen2;
+use super::slots::Slots;
+use super::speculate;
+use super::vocab::TokenBytes;
+use crate::prompt::{self, SpecialTokens};
+
+/// Tokens of KV cache allocated per model (prompt + generated).
+pub const DEFAULT_MAX_CONTEXT: usize = 4096;
+
+pub struct Qwen2Backend {
+    model: Qwen2,
+    tokenizer: Tokenizer,
+    special: SpecialTokens,
+    /// Exactly the tokens whose keys/values are in the model's live cache.
+    cached: Vec<u32>,
+    slots: Slots,
+    token_bytes: TokenBytes,
+    options: EngineOptions,
+    description: String,
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn argmax(logits: &Tensor) -> Result<u32> {
+    Ok(logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?)
+}
+
+/// Decoding state of one job.
+struct Decoding<'a> {
+    request: &'a GenerateRequest,
+    heal: &'a str,
+    pending_heal: Vec<u8>,
+    generated: Vec<u32>,
+    text: String,
+}
+
+impl Qwen2Backend {
+    pub fn load(path: &Path, device: &Device, options: EngineOptions) -> Result<Qwen2Backend> {
+        let (model, tokenizer) = Qwen2::load(path, device, DEFAULT_MAX_CONTEXT)?;
+        let special = SpecialTokens::from_tokenizer(&tokenizer)?;
+        let cfg = model.config();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let description = format!("{name} (Qwen2, {} layers, hidden {}, {:?})", cfg.num_layers, cfg.hidden_size, device.location());
+        let token_bytes = TokenBytes::from_tokenizer(&tokenizer);
+        Ok(Qwen2Backend { model, tokenizer, special, cached: Vec::new(), slots: Slots::default(), token_bytes, options, description })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The most likely token that spells (part of) the `pending` healing bytes.
+    fn healing_argmax(&self, logits: &Tensor, pending: &[u8]) -> Result<u32> {
+        let scores = logits.flatten_all()?.to_vec1::<f32>()?;
+        let best = (0..scores.len() as u32)
+            .filter(|&id| self.token_bytes.fits(id, pending))
+            .max_by(|&a, &b| scores[a as usize].total_cmp(&scores[b as usize]));
+        match best {
+            Some(id) => Ok(id),
+            None => argmax(logits),
+        }
+    }
+
+    /// Runs `tokens` after the live cache and records them as cached.
+    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Tensor> {
+        let logits = if all { self.model.forward_all(tokens)? } else { self.model.forward_last(tokens)? };
+        self.cached.extend_from_slice(tokens);
+        Ok(logits)
+    }
+
+    /// Drops cached positions past `len` (both the model's and our record of them).
+    fn truncate(&mut self, len: usize) {
+        self.model.truncate(len);
+        self.cached.truncate(len);
+    }
+}
+
+impl Decoding<'_> {
+    /// Accepts one generated token; returns why to stop, if it is time.
+    fn accept(&mut self, tokenizer: &Tokenizer, token_bytes: &TokenBytes, special: &SpecialTokens, next: u32) -> Result<Option<StopReason>> {
+        if special.is_stop(next) {
+            return Ok(Some(StopReason::EndOfText));
+        }
+        if !self.pending_heal.is_empty() {
+            let spelled = token_bytes.get(next).map_or(self.pending_heal.len(), <[u8]>::len);
+            self.pending_heal.drain(..spelled.min(self.pending_heal.len()));
+        }
+        self.generated.push(next);
+        let decoded = tokenizer.decode(&self.generated, false).map_err(anyhow::Error::msg)?;
+        // The healed text was already on the line: only what follows it is new.
+        self.text = decoded.strip_prefix(self.heal).map(str::to_string).unwrap_or_default();
+        let req = self.request;
+        Ok(if req.single_line && self.text.contains('\n') {
+            Some(StopReason::EndOfLine)
+        } else if req.stop_when.as_ref().is_some_and(|f| f(&self.text)) {
+            Some(StopReason::EndOfBlock)
+        } else if self.generated.len() >= req.max_new_tokens {
+            Some(StopReason::MaxTokens)
+        } else {
+            None
+        })
+    }
+}
+
+impl Backend for Qwen2Backend {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn reset(&mut self) {
+        self.truncate(0);
+        self.slots.clear();
+    }
+
+    fn generate(&mut self, request: &GenerateRequest, cancel: &CancelToken) -> Result<Generated> {
+        let _span = tracing::debug_span!("generate").entered();
+        let started = Instant::now();
+        let prompt = prompt::build(&self.tokenizer, &self.special, &request.text, request.budget)?;
+        let tokens = &prompt.tokens;
+        if tokens.len() + 1 > self.model.max_ctx() {
+            anyhow::bail!(
+                "the prompt has {} tokens but the model's cache holds {}: lower maxPrefixTokens, maxSuffixTokens or maxContextTokens",
+                tokens.len(),
+                self.model.max_ctx()
+            );
+        }
+        if self.options.reuse {
+            self.slots.switch_to(&request.slot, &mut self.model, &mut self.cached, request.kv_cache_bytes)?;
+        } else {
+            self.truncate(0);
+        }
+        // Reuse the cached prefix; always run at least the last prompt token to get its logits.
+        let reused = common_prefix(&self.cached, tokens).min(tokens.len() - 1);
+        self.truncate(reused);
+        let mut logits = self.run(&tokens[reused..], false).context("prefill")?;
+        let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
+
+        let decode_started = Instant::now();
+        let mut state = Decoding { request, heal: &prompt.heal, pending_heal: prompt.heal.as_bytes().to_vec(), generated: Vec::new(), text: String::new() };
+        let mut drafted = 0usize;
+        let mut accepted_drafts = 0usize;
+        let stop = 'decode: loop {
+            let next = if state.pending_heal.is_empty() { argmax(&logits)? } else { self.healing_argmax(&logits, &state.pending_heal)? };
+            if let Some(stop) = state.accept(&self.tokenizer, &self.token_bytes, &self.special, next)? {
+                break stop;
+            }
+            if Instant::now() >= request.deadline {
+                break StopReason::TimeBudget;
+            }
+            if cancel.is_cancelled() {
+                break StopReason::TimeBudget; // the worker answers Cancelled
+            }
+            let room = self.model.max_ctx().saturating_sub(self.cached.len() + 1);
+            if room == 0 {
+                break StopReason::ContextFull;
+            }
+            // Draft only once healing is done (drafts are unconstrained greedy guesses).
+            let draft = if self.options.speculate && state.pending_heal.is_empty() {
+                let mut history = self.cached.clone();
+                history.push(next);
+                let left = request.max_new_tokens.saturating_sub(state.generated.len());
+                speculate::draft(&history, self.options.max_draft.min(left).min(room.saturating_sub(1)))
+            } else {
+                Vec::new()
+            };
+            if draft.is_empty() {
+                logits = self.run(&[next], false).context("decode")?;
+                continue;
+            }
+            // Verify: row i of the batch predicts the token after draft position i.
+            let base = self.cached.len();
+            let mut batch = vec![next];
+            batch.extend_from_slice(&draft);
+            let all = self.run(&batch, true).context("verify")?;
+            drafted += draft.len();
+            let mut kept = 0usize;
+            for (i, &guess) in draft.iter().enumerate() {
+                if argmax(&all.i(i)?)? != guess {
+                    break;
+                }
+                kept += 1;
+                if let Some(stop) = state.accept(&self.tokenizer, &self.token_bytes, &self.special, guess)? {
+                    self.truncate(base + 1 + kept);
+                    accepted_drafts += kept;
+                    break 'decode stop;
+                }
+            }
+            accepted_drafts += kept;
+            self.truncate(base + 1 + kept);
+            logits = all.i(kept)?;
+        };
+        if drafted > 0 {
+            tracing::debug!(drafted, accepted = accepted_drafts, "speculation");
+        }
+        Ok(Generated {
+            text: state.text,
+            stop,
+            prompt_tokens: tokens.len(),
+            reused_tokens: reused,
+            new_tokens: state.generated.len(),
+            prefill_ms,
+            decode_ms: decode_started.elapsed().as_secs_f64() * 1e3,
+            draft_tokens: drafted,
+            draft_accepted: accepted_drafts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
