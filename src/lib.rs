@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod crossfile;
 pub mod engine;
 pub mod models;
 pub mod pipeline;

@@ -21,7 +21,8 @@ fn client_caps(snippets: bool) -> Value {
 fn start() -> LspClient {
     let model = test_model();
     let mut c = LspClient::start(&["--model", &model], &[]);
-    c.initialize(client_caps(true), json!({"maxNewTokens": 48}));
+    // A generous time budget: a loaded CI machine must not cut the answer short.
+    c.initialize(client_caps(true), json!({"maxNewTokens": 48, "timeBudgetMs": 120000}));
     c.wait_model_ready(LOAD);
     c
 }

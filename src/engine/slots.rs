@@ -63,6 +63,7 @@ impl Slots {
         self.saved.iter().map(|s| s.kv.bytes()).sum()
     }
 
+    #[cfg(test)]
     pub fn saved_count(&self) -> usize {
         self.saved.len()
     }

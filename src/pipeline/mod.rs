@@ -8,6 +8,7 @@ pub use type_through::TypeThrough;
 use std::time::{Duration, Instant};
 
 use crate::config::Settings;
+use crate::crossfile::{imports_of, CrossFile, Query};
 use crate::context::{self, CompletionContext, Decision, Mode, SkipReason};
 use crate::engine::{Engine, EngineError, GenerateRequest, Generated};
 use crate::postprocess;
@@ -62,19 +63,44 @@ fn finish(ctx: &CompletionContext, generated: Generated) -> Outcome {
     }
 }
 
+/// Lines at the top of a file searched for imports.
+const IMPORT_LINES: usize = 200;
+
+/// Adds code from other files (definitions used near the cursor, recent edits) to `ctx`.
+pub fn add_cross_file(ctx: &mut CompletionContext, snapshot: &Snapshot, cross: &CrossFile, settings: &Settings) {
+    if !settings.cross_file_context || settings.max_context_tokens == 0 {
+        return;
+    }
+    let before = format!("{}{}", ctx.text.prefix, ctx.text.line_head);
+    let budget_bytes = settings.max_context_tokens * 7 / 2;
+    let mut query = Query::new(&ctx.path, ctx.language, &before, &ctx.text.suffix, budget_bytes);
+    let top = snapshot.text.len_lines().min(IMPORT_LINES);
+    let head = snapshot.text.line_to_byte(top);
+    query.imports = imports_of(ctx.language, &snapshot.text.byte_slice(..head).to_string());
+    ctx.text.chunks = cross.retrieve(&query);
+    if !ctx.text.chunks.is_empty() {
+        ctx.text.repo_name = cross.repo_name();
+    }
+}
+
 /// Completes at `offset` in `snapshot`. With `memory`, typing through the last suggestion is
-/// answered from it, and new suggestions are remembered.
+/// answered from it, and new suggestions are remembered; with `cross`, code from other files is
+/// shown to the model.
 pub async fn complete(
     engine: &Engine,
     snapshot: &Snapshot,
     offset: ByteOffset,
     settings: &Settings,
     memory: Option<&TypeThrough>,
+    cross: Option<&CrossFile>,
 ) -> Result<Outcome, EngineError> {
-    let ctx = match context::gather(snapshot, offset, settings) {
+    let mut ctx = match context::gather(snapshot, offset, settings) {
         Decision::Skip(reason) => return Ok(Outcome::Skipped(reason)),
         Decision::Complete(ctx) => ctx,
     };
+    if let Some(cross) = cross {
+        add_cross_file(&mut ctx, snapshot, cross, settings);
+    }
     if let Some(text) = memory.and_then(|m| m.answer(&ctx)) {
         return Ok(Outcome::TypedThrough { text });
     }

@@ -39,7 +39,9 @@ impl Server {
         let snippets = snippet_support(&params);
         let progress = progress_support(&params);
         let options = params.initialization_options.as_ref().map(Options::from_json_lenient);
+        let root = Self::workspace_root(&params);
         self.update_config(|c| {
+            c.root = root;
             c.encoding = encoding;
             c.snippets = snippets;
             c.progress = progress;
@@ -76,6 +78,7 @@ impl Server {
                 text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
                     open_close: Some(true),
                     change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
                     ..Default::default()
                 })),
                 completion_provider: Some(CompletionOptions {
@@ -101,6 +104,7 @@ impl Server {
         }
         self.documents.set_limits(self.document_limits());
         self.start_model_load(false);
+        self.start_indexing();
     }
 
     pub(super) async fn on_did_change_configuration(&self, params: DidChangeConfigurationParams) {

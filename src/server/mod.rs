@@ -13,6 +13,7 @@ mod lifecycle;
 mod model;
 mod suggest;
 mod text_sync;
+mod workspace;
 pub mod transport;
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server as Transport};
 
 use crate::config::Settings;
+use crate::crossfile::{CrossFile, CrossFileLimits};
 use crate::engine::{load_backend, Engine, Loader};
 use crate::pipeline::TypeThrough;
 use crate::session::{Documents, PositionEncoding};
@@ -51,6 +53,8 @@ pub(crate) struct SessionConfig {
     pub encoding: PositionEncoding,
     pub snippets: bool,
     pub progress: bool,
+    /// The workspace folder, from `initialize`.
+    pub root: Option<PathBuf>,
     /// A settings error found at `initialize`, shown once the client is ready.
     pub pending_error: Option<String>,
 }
@@ -61,6 +65,10 @@ pub struct Server {
     engine: Engine,
     cli_model: Option<PathBuf>,
     type_through: Option<TypeThrough>,
+    /// Definitions and recent chunks from other files (replaced when its limits change).
+    cross: RwLock<CrossFile>,
+    /// The running workspace indexer, cancelled at shutdown.
+    index_job: std::sync::Mutex<Option<crate::crossfile::IndexJob>>,
     config: RwLock<SessionConfig>,
     /// Set once the user was told why the model is unavailable (said once, not per keystroke).
     told_no_model: AtomicBool,
@@ -74,11 +82,14 @@ impl Server {
             engine: Engine::spawn(options.loader),
             cli_model: options.model,
             type_through: options.type_through.then(TypeThrough::default),
+            cross: RwLock::new(CrossFile::new(CrossFileLimits::from_settings(&Settings::default()))),
+            index_job: std::sync::Mutex::new(None),
             config: RwLock::new(SessionConfig {
                 settings: Settings::default(),
                 encoding: PositionEncoding::Utf16,
                 snippets: false,
                 progress: false,
+                root: None,
                 pending_error: None,
             }),
             told_no_model: AtomicBool::new(false),
@@ -103,6 +114,14 @@ impl Server {
     #[doc(hidden)]
     pub fn document_text(&self, uri: &str) -> Option<String> {
         self.documents.snapshot(uri).map(|s| s.text.to_string())
+    }
+
+    /// The cross-file context handle (a cheap clone).
+    pub(crate) fn cross(&self) -> CrossFile {
+        match self.cross.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     pub(crate) fn update_config(&self, f: impl FnOnce(&mut SessionConfig)) {
@@ -141,6 +160,7 @@ impl LanguageServer for Server {
     }
 
     async fn shutdown(&self) -> Result<()> {
+        self.stop_indexing();
         Ok(())
     }
 
@@ -154,6 +174,10 @@ impl LanguageServer for Server {
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         self.on_did_close(params);
+    }
+
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        self.on_did_save(params);
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {

@@ -34,7 +34,7 @@ impl Server {
         if !matches!(self.engine.state(), EngineState::Ready { .. }) {
             return Ok(None);
         }
-        let outcome = match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref()).await {
+        let outcome = match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref(), Some(&self.cross())).await {
             Ok(o) => o,
             Err(EngineError::Cancelled) => return Err(Error::request_cancelled()),
             Err(EngineError::NoModel(why)) => {

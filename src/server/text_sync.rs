@@ -15,7 +15,13 @@ impl Server {
 
     pub(super) async fn on_did_open(&self, params: DidOpenTextDocumentParams) {
         let doc = params.text_document;
-        let result = self.documents.open(&uri_key(&doc.uri), &doc.language_id, &doc.text, doc.version);
+        let key = uri_key(&doc.uri);
+        let result = self.documents.open(&key, &doc.language_id, &doc.text, doc.version);
+        if result.is_ok() {
+            if let Some(snapshot) = self.documents.snapshot(&key) {
+                self.cross_file_opened(snapshot);
+            }
+        }
         if let Err(e) = result {
             let name = crate::session::path_from_uri(doc.uri.as_str());
             tracing::warn!("not tracking {name}: {e}");
@@ -31,7 +37,13 @@ impl Server {
             .map(|c| TextChange { range: c.range.map(line_col_range), text: c.text })
             .collect();
         let encoding = self.config().encoding;
+        let edited_line = changes.last().and_then(|c| c.range).map(|r| r.start.line as usize);
         let result = self.documents.change(&uri, params.text_document.version, &changes, encoding);
+        if let (Ok(()), Some(line)) = (&result, edited_line) {
+            if let Some(snapshot) = self.documents.snapshot(&uri) {
+                self.cross_file_edited(&snapshot, line);
+            }
+        }
         if let Err(e) = result {
             // The client's text and ours now differ: stop completing in this document rather than
             // complete against the wrong text. Reopening the file starts afresh.

@@ -136,7 +136,14 @@ async fn pump_output<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(from_server: R
     }
 }
 
-/// Serves `service` over `input`/`output` behind the guard.
+/// How long the server may still write answers once the client's input has ended (or the
+/// server stopped reading it after `exit`). The transport would otherwise wait for every request
+/// in flight, such as a completion with a long time budget, before the process could exit.
+pub const INPUT_CLOSED_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Serves `service` over `input`/`output` behind the guard. Returns when the server is done, or
+/// [`INPUT_CLOSED_GRACE`] after the input ended, whichever comes first: a client that closed its
+/// end is gone, and work still in flight for it is abandoned.
 pub async fn serve_guarded<I, O, F>(input: I, output: O, serve: impl FnOnce(tokio::io::DuplexStream, tokio::io::DuplexStream) -> F)
 where
     I: AsyncRead + Unpin + Send + 'static,
@@ -146,10 +153,21 @@ where
     let (server_in, guard_to_server) = tokio::io::duplex(PIPE_BYTES);
     let (server_out, guard_from_server) = tokio::io::duplex(PIPE_BYTES);
     let (err_tx, err_rx) = mpsc::unbounded_channel();
-    let input_task = tokio::spawn(pump_input(input, guard_to_server, err_tx));
+    let mut input_task = tokio::spawn(pump_input(input, guard_to_server, err_tx));
     let server = serve(server_in, server_out);
     let writer = pump_output(guard_from_server, output, err_rx);
-    tokio::join!(server, writer);
+    let serving = async {
+        tokio::join!(server, writer);
+    };
+    tokio::pin!(serving);
+    tokio::select! {
+        () = &mut serving => {}
+        _ = &mut input_task => {
+            if tokio::time::timeout(INPUT_CLOSED_GRACE, &mut serving).await.is_err() {
+                tracing::info!("the client's input ended; not waiting for requests still in flight");
+            }
+        }
+    }
     input_task.abort();
 }
 
@@ -164,6 +182,15 @@ mod tests {
             out.push(f);
         }
         out
+    }
+
+    #[tokio::test]
+    async fn the_guard_returns_soon_after_the_input_ends_even_if_work_is_in_flight() {
+        let started = std::time::Instant::now();
+        let output = tokio::io::sink();
+        // A server that never finishes, as the transport does while a request is in flight.
+        serve_guarded(&b""[..], output, |_input, _output| std::future::pending::<()>()).await;
+        assert!(started.elapsed() < INPUT_CLOSED_GRACE * 5, "took {:?}", started.elapsed());
     }
 
     #[tokio::test]

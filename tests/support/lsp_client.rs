@@ -4,7 +4,7 @@
 //! requests (`window/workDoneProgress/create`) are answered at once; everything else is kept for
 //! the test to inspect.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -52,7 +52,9 @@ fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
 impl LspClient {
     /// Starts `inkling serve` with extra arguments and environment.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> LspClient {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_inkling"));
+        // INKLING_BIN lets a carried benchmark binary find a server built elsewhere.
+        let bin = std::env::var("INKLING_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_inkling").to_string());
+        let mut cmd = Command::new(bin);
         cmd.arg("serve").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
