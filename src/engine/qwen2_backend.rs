@@ -23,6 +23,8 @@ use crate::prompt::{self, SpecialTokens};
 
 /// Tokens of KV cache allocated per model (prompt + generated).
 pub const DEFAULT_MAX_CONTEXT: usize = 4096;
+/// Positions whose logits are kept (a vocabulary-sized row each: ~0.6 MB).
+const MAX_SAVED_LOGITS: usize = 48;
 
 pub struct Qwen2Backend {
     model: Qwen2,
@@ -30,6 +32,10 @@ pub struct Qwen2Backend {
     special: SpecialTokens,
     /// Exactly the tokens whose keys/values are in the model's live cache.
     cached: Vec<u32>,
+    /// Logits computed at recent cache positions (position → next-token logits), so a prompt
+    /// that ends inside the cached sequence (the user typed what the model wrote) needs no
+    /// forward pass at all.
+    logits_at: Vec<(usize, Tensor)>,
     slots: Slots,
     token_bytes: TokenBytes,
     options: EngineOptions,
@@ -61,7 +67,17 @@ impl Qwen2Backend {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let description = format!("{name} (Qwen2, {} layers, hidden {}, {:?})", cfg.num_layers, cfg.hidden_size, device.location());
         let token_bytes = TokenBytes::from_tokenizer(&tokenizer);
-        Ok(Qwen2Backend { model, tokenizer, special, cached: Vec::new(), slots: Slots::default(), token_bytes, options, description })
+        Ok(Qwen2Backend {
+            model,
+            tokenizer,
+            special,
+            cached: Vec::new(),
+            logits_at: Vec::new(),
+            slots: Slots::default(),
+            token_bytes,
+            options,
+            description,
+        })
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -80,17 +96,38 @@ impl Qwen2Backend {
         }
     }
 
-    /// Runs `tokens` after the live cache and records them as cached.
+    /// Runs `tokens` after the live cache and records them as cached (and their logits).
     fn run(&mut self, tokens: &[u32], all: bool) -> Result<Tensor> {
+        let start = self.cached.len();
         let logits = if all { self.model.forward_all(tokens)? } else { self.model.forward_last(tokens)? };
         self.cached.extend_from_slice(tokens);
+        if all {
+            for i in 0..tokens.len() {
+                self.remember_logits(start + i, logits.i(i)?);
+            }
+        } else {
+            self.remember_logits(self.cached.len() - 1, logits.clone());
+        }
         Ok(logits)
+    }
+
+    fn remember_logits(&mut self, position: usize, logits: Tensor) {
+        self.logits_at.retain(|(p, _)| *p != position);
+        if self.logits_at.len() >= MAX_SAVED_LOGITS {
+            self.logits_at.remove(0);
+        }
+        self.logits_at.push((position, logits));
+    }
+
+    fn saved_logits(&self, position: usize) -> Option<Tensor> {
+        self.logits_at.iter().find(|(p, _)| *p == position).map(|(_, l)| l.clone())
     }
 
     /// Drops cached positions past `len` (both the model's and our record of them).
     fn truncate(&mut self, len: usize) {
         self.model.truncate(len);
         self.cached.truncate(len);
+        self.logits_at.retain(|(p, _)| *p < len);
     }
 }
 
@@ -128,6 +165,7 @@ impl Backend for Qwen2Backend {
 
     fn reset(&mut self) {
         self.truncate(0);
+        self.logits_at.clear();
         self.slots.clear();
     }
 
@@ -144,14 +182,27 @@ impl Backend for Qwen2Backend {
             );
         }
         if self.options.reuse {
-            self.slots.switch_to(&request.slot, &mut self.model, &mut self.cached, request.kv_cache_bytes)?;
+            if self.slots.switch_to(&request.slot, &mut self.model, &mut self.cached, request.kv_cache_bytes)? {
+                self.logits_at.clear(); // the cache now holds another file's tokens
+            }
         } else {
             self.truncate(0);
         }
-        // Reuse the cached prefix; always run at least the last prompt token to get its logits.
-        let reused = common_prefix(&self.cached, tokens).min(tokens.len() - 1);
-        self.truncate(reused);
-        let mut logits = self.run(&tokens[reused..], false).context("prefill")?;
+        // Reuse the cached prefix. When the whole prompt is cached and its last position's
+        // logits were kept, nothing needs computing; otherwise run at least the last token.
+        let common = common_prefix(&self.cached, tokens);
+        let whole = (common == tokens.len()).then(|| self.saved_logits(tokens.len() - 1)).flatten();
+        let (reused, mut logits) = match whole {
+            Some(logits) => {
+                self.truncate(tokens.len());
+                (tokens.len(), logits)
+            }
+            None => {
+                let reused = common.min(tokens.len() - 1);
+                self.truncate(reused);
+                (reused, self.run(&tokens[reused..], false).context("prefill")?)
+            }
+        };
         let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let decode_started = Instant::now();

@@ -143,3 +143,21 @@ fn a_cancelled_job_leaves_the_cache_consistent() {
     let reference = cold.generate(&request("c.py", &text, 12), &fresh).unwrap();
     assert_eq!(after.text, reference.text);
 }
+
+#[test]
+fn a_prompt_inside_the_cached_sequence_needs_no_forward_pass() {
+    let mut b = backend(true, false);
+    let mut cold = backend(false, false);
+    let cancel = CancelToken::new();
+    let mut text = PromptText { prefix: "def add(a, b):\n".into(), suffix: "\n".into(), line_head: "    return ".into(), ..PromptText::default() };
+    let first = b.generate(&request("d.py", &text, 8), &cancel).unwrap();
+    // The user types the first characters the model wrote.
+    let typed: String = first.text.chars().take(3).collect();
+    text.line_head.push_str(&typed);
+    let again = b.generate(&request("d.py", &text, 8), &cancel).unwrap();
+    let reference = cold.generate(&request("d.py", &text, 8), &cancel).unwrap();
+    assert_eq!(again.text, reference.text);
+    if again.reused_tokens == again.prompt_tokens {
+        assert!(again.prefill_ms < reference.prefill_ms, "no forward pass when the prompt is fully cached");
+    }
+}
