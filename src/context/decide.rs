@@ -23,6 +23,8 @@ pub enum SkipReason {
     InCommentOrString,
     /// Text that is not just closing brackets follows the cursor on its line.
     TextAfterCursor,
+    /// The cursor ends a complete statement and the next line already has code.
+    EndOfStatement,
 }
 
 /// Characters that may follow the cursor without preventing a completion.
@@ -34,11 +36,14 @@ pub(super) fn decide(snapshot: &Snapshot, offset: usize, line: &CursorLine, sett
     if !settings.enabled {
         return Err(SkipReason::Disabled);
     }
+    if !settings.complete_in_comments && in_comment_or_string(snapshot, offset) {
+        return Err(SkipReason::InCommentOrString);
+    }
     if !line.tail.chars().all(is_closing) {
         return Err(SkipReason::TextAfterCursor);
     }
-    if !settings.complete_in_comments && in_comment_or_string(snapshot, offset) {
-        return Err(SkipReason::InCommentOrString);
+    if ends_complete_statement(snapshot, line) && next_line_has_code(snapshot, line) {
+        return Err(SkipReason::EndOfStatement);
     }
     Ok(match settings.multiline {
         Multiline::Never => Mode::SingleLine,
@@ -53,6 +58,57 @@ pub(super) fn decide(snapshot: &Snapshot, offset: usize, line: &CursorLine, sett
             }
         }
     })
+}
+
+/// The cursor is at the end of a line whose statement is complete: it ends in a terminator
+/// (`;`, a closing bracket or quote, a digit) and has no syntax error. A line ending in a word
+/// may be a word being typed, so it does not count.
+fn ends_complete_statement(snapshot: &Snapshot, line: &CursorLine) -> bool {
+    let head = line.head.trim_end();
+    if !line.tail.trim().is_empty() || head.trim().is_empty() {
+        return false;
+    }
+    let Some(last) = head.chars().last() else { return false };
+    if !matches!(last, ';' | ')' | ']' | '}' | '"' | '\'') && !last.is_ascii_digit() {
+        return false;
+    }
+    let Some(tree) = &snapshot.tree else { return false };
+    !errors_in(tree.root_node(), line.start, line.end)
+}
+
+/// Whether an ERROR or MISSING node overlaps bytes `start..end`.
+fn errors_in(node: tree_sitter::Node<'_>, start: usize, end: usize) -> bool {
+    if node.end_byte() < start || node.start_byte() > end || !node.has_error() {
+        return false;
+    }
+    if node.is_error() || node.is_missing() {
+        return true;
+    }
+    let mut cursor = node.walk();
+    let found = node.children(&mut cursor).any(|child| errors_in(child, start, end));
+    found
+}
+
+/// Whether the line after the cursor line holds anything but whitespace.
+fn next_line_has_code(snapshot: &Snapshot, line: &CursorLine) -> bool {
+    let text = &snapshot.text;
+    let mut at = line.end;
+    // Skip the line break.
+    while at < text.len_bytes() && matches!(text.byte(at), b'\r' | b'\n') {
+        if text.byte(at) == b'\n' {
+            at += 1;
+            break;
+        }
+        at += 1;
+    }
+    while at < text.len_bytes() {
+        match text.byte(at) {
+            b'\n' => return false,
+            b' ' | b'\t' | b'\r' => at += 1,
+            _ => return true,
+        }
+    }
+    false
 }
 
 /// True when the smallest syntax node around the cursor is a comment or a string literal.

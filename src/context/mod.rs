@@ -19,6 +19,41 @@ use crate::syntax::Language;
 /// module trims to the exact token budget afterwards).
 const BYTES_PER_TOKEN: usize = 8;
 
+/// How the file indents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndentStyle {
+    Tabs,
+    Spaces(usize),
+}
+
+/// The indentation style of `text`: tabs if most indented lines start with a tab, else spaces
+/// with the most common step between consecutive indentation levels (2, 4 or 8; default 4).
+pub fn indent_style(text: &str) -> IndentStyle {
+    let (mut tabs, mut spaces) = (0usize, 0usize);
+    let mut steps = [0usize; 9];
+    let mut previous = 0usize;
+    for line in text.lines() {
+        if line.starts_with('\t') {
+            tabs += 1;
+        } else if line.starts_with(' ') {
+            spaces += 1;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let width = line.len() - line.trim_start_matches(' ').len();
+        if width > previous && width - previous < steps.len() {
+            steps[width - previous] += 1;
+        }
+        previous = width;
+    }
+    if tabs > spaces {
+        return IndentStyle::Tabs;
+    }
+    let best = [2usize, 4, 8].into_iter().max_by_key(|&n| (steps[n], n == 4)).unwrap_or(4);
+    IndentStyle::Spaces(if steps[best] == 0 { 4 } else { best })
+}
+
 /// Everything the engine and the post-processor need for one completion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompletionContext {
@@ -30,6 +65,8 @@ pub struct CompletionContext {
     pub indent: String,
     /// Text after the cursor on the cursor line.
     pub line_tail: String,
+    /// How the file indents (from the text around the cursor).
+    pub indent_style: IndentStyle,
 }
 
 /// Whether to complete, and with what.
@@ -73,6 +110,7 @@ pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> D
     let suffix = slice(text, line.start + line.head.len(), last);
 
     let indent: String = line.head.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+    let indent_style = indent_style(&format!("{prefix}{}{suffix}", line.head));
     Decision::Complete(CompletionContext {
         text: PromptText { repo_name: String::new(), chunks: Vec::new(), prefix, suffix, line_head: line.head },
         mode,
@@ -80,6 +118,7 @@ pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> D
         path: snapshot.path.to_string(),
         indent,
         line_tail: line.tail,
+        indent_style,
     })
 }
 
@@ -125,3 +164,5 @@ fn floor_boundary(text: &Rope, at: usize) -> usize {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod snapshots;

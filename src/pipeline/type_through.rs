@@ -76,6 +76,7 @@ mod tests {
             path: "a.py".into(),
             indent: "    ".into(),
             line_tail: String::new(),
+            indent_style: crate::context::IndentStyle::Spaces(4),
         }
     }
 

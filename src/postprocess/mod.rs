@@ -4,6 +4,11 @@
 //! user would accept: one line in single-line mode; in multi-line mode, up to the end of the
 //! enclosing block (by indentation), never repeating what already follows the cursor.
 //! [`block_done`] lets the decode loop stop as soon as the kept part cannot grow any more.
+//! Then the text is made to fit: the file's indentation characters, brackets it opened closed
+//! (one-line completions), and no new syntax errors (cut back to the longest clean prefix).
+
+mod fit;
+mod parse_check;
 
 use crate::context::{CompletionContext, Mode};
 
@@ -66,7 +71,9 @@ fn keep_lines<'a>(raw: &'a str, ctx: &CompletionContext, complete_lines_only: bo
                 continue;
             }
             blank_run = 0;
-            if Some(trimmed) == next_existing {
+            // Text that already follows the cursor ends the completion; a lone closing bracket
+            // does not count (it may close a block the completion opened).
+            if Some(trimmed) == next_existing && trimmed.chars().any(char::is_alphanumeric) {
                 return (kept, true);
             }
             let width = indent_width(line);
@@ -109,10 +116,13 @@ pub fn shape(raw: &str, ctx: &CompletionContext) -> Option<String> {
         text.truncate(trimmed_len);
     }
     if text.trim().is_empty() {
-        None
-    } else {
-        Some(text)
+        return None;
     }
+    let text = match ctx.mode {
+        Mode::SingleLine => fit::balance(&text, &ctx.line_tail),
+        Mode::MultiLine => fit::reindent(&text, ctx.indent_style),
+    };
+    parse_check::longest_clean(&text, ctx).filter(|t| !t.trim().is_empty())
 }
 
 #[cfg(test)]

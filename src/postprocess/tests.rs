@@ -71,3 +71,31 @@ fn crlf_output_is_normalised() {
     let c = ctx(Language::Python, "def f():\n    $0\n");
     assert_eq!(shape("a = 1\r\n    b = 2\r\n", &c).as_deref(), Some("a = 1\n    b = 2"));
 }
+
+#[test]
+fn a_candidate_that_breaks_the_parse_is_cut_to_its_longest_clean_prefix() {
+    // Python: the second line is not valid code.
+    let c = ctx(Language::Python, "def f(x):\n    $0\n\n\nprint(f(1))\n");
+    assert_eq!(shape("y = x * 2\n    return y ) ) (\n", &c).as_deref(), Some("y = x * 2"));
+    // Go: a stray closing brace would end the function early.
+    let c = ctx(Language::Go, "func f() int {\n\treturn $0\n}\n");
+    assert_eq!(shape("1 }}", &c).as_deref(), Some("1"));
+    // TypeScript: nothing clean is left.
+    let c = ctx(Language::TypeScript, "const a = 1;\n$0\nconst b = 2;\n");
+    assert_eq!(shape(")))", &c), None);
+}
+
+#[test]
+fn one_line_completions_close_what_they_opened() {
+    let c = ctx(Language::Rust, "fn f() -> u32 {\n    let total = $0\n    total\n}\n");
+    assert_eq!(shape("compute(a, b\n", &c).as_deref(), Some("compute(a, b)"));
+    let c = ctx(Language::Python, "values = $0\n");
+    assert_eq!(shape("sorted(items, key=len\n", &c).as_deref(), Some("sorted(items, key=len)"));
+}
+
+#[test]
+fn multi_line_completions_take_the_files_indentation() {
+    let c = ctx(Language::Go, "func f() int {\n\tx := 1\n\t$0\n}\n");
+    assert_eq!(shape("if x > 0 {\n        return x\n    }\n", &c).as_deref(), Some("if x > 0 {\n\t\treturn x\n\t}"));
+}
+

@@ -15,7 +15,8 @@ pub struct FakeBackend {
 }
 
 pub fn echo_line_head(req: &GenerateRequest) -> String {
-    format!("/*{}*/", req.text.line_head.trim())
+    // A Python string literal, so the completion is valid code where tests ask for it.
+    format!("'{}'", req.text.line_head.trim().replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 impl Backend for FakeBackend {
