@@ -3,5 +3,9 @@
 mod support;
 
 mod bad_input;
+mod faults;
+mod fuzz;
+mod privacy;
 mod protocol;
 mod real_model;
+mod stress;

@@ -34,7 +34,12 @@ pub enum SettingsError {
     Malformed(String),
     #[error("inkling setting `{name}` is {value}, but it must be between {min} and {max}")]
     OutOfRange { name: &'static str, value: u64, min: u64, max: u64 },
+    #[error("inkling settings maxPrefixTokens + maxSuffixTokens + maxContextTokens + maxNewTokens add up to {total}, but the model's cache holds {max}")]
+    TooManyTokens { total: usize, max: usize },
 }
+
+/// The model's KV cache (4096 positions) minus room for the FIM markers and repo header.
+pub const MAX_PROMPT_AND_ANSWER_TOKENS: usize = 4000;
 
 /// One documented option: the name clients use, its JSON type, default and meaning.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -115,8 +120,8 @@ impl Options {
         if let Some(p) = &self.model_path {
             s.model_path = if p.trim().is_empty() { None } else { Some(PathBuf::from(p)) };
         }
-        s.max_prefix_tokens = bounded("maxPrefixTokens", self.max_prefix_tokens, 16, 16_384, s.max_prefix_tokens)?;
-        s.max_suffix_tokens = bounded("maxSuffixTokens", self.max_suffix_tokens, 0, 8_192, s.max_suffix_tokens)?;
+        s.max_prefix_tokens = bounded("maxPrefixTokens", self.max_prefix_tokens, 16, 3_900, s.max_prefix_tokens)?;
+        s.max_suffix_tokens = bounded("maxSuffixTokens", self.max_suffix_tokens, 0, 3_900, s.max_suffix_tokens)?;
         s.max_new_tokens = bounded("maxNewTokens", self.max_new_tokens, 1, 1_024, s.max_new_tokens)?;
         s.time_budget_ms = bounded("timeBudgetMs", self.time_budget_ms, 10, 120_000, s.time_budget_ms as usize)? as u64;
         if let Some(m) = self.multiline {
@@ -135,9 +140,13 @@ impl Options {
         if let Some(v) = self.cross_file_context {
             s.cross_file_context = v;
         }
-        s.max_context_tokens = bounded("maxContextTokens", self.max_context_tokens, 0, 16_384, s.max_context_tokens)?;
+        s.max_context_tokens = bounded("maxContextTokens", self.max_context_tokens, 0, 3_900, s.max_context_tokens)?;
         s.max_index_files = bounded("maxIndexFiles", self.max_index_files, 0, 1_000_000, s.max_index_files)?;
         s.kv_cache_mb = bounded("kvCacheMb", self.kv_cache_mb, 0, 65_536, s.kv_cache_mb)?;
+        let total = s.max_prefix_tokens + s.max_suffix_tokens + s.max_context_tokens + s.max_new_tokens;
+        if total > MAX_PROMPT_AND_ANSWER_TOKENS {
+            return Err(SettingsError::TooManyTokens { total, max: MAX_PROMPT_AND_ANSWER_TOKENS });
+        }
         Ok(s)
     }
 }
@@ -173,6 +182,13 @@ mod tests {
         assert_eq!(opts.max_new_tokens, Some(7));
         assert_eq!(unknown, vec!["serverPath".to_string()]);
         assert!(Options::from_json_lenient(&json!({"maxNewTokens": "x"})).is_err());
+    }
+
+    #[test]
+    fn budgets_that_cannot_fit_the_cache_are_refused() {
+        let err = Options::from_json(&json!({"maxPrefixTokens": 3000, "maxSuffixTokens": 1000})).unwrap().validate(&Settings::default()).unwrap_err();
+        assert!(matches!(err, SettingsError::TooManyTokens { .. }), "{err}");
+        assert!(err.to_string().contains("maxPrefixTokens"));
     }
 
     #[test]

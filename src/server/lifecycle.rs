@@ -117,7 +117,9 @@ impl Server {
         });
         match validated {
             Ok(settings) => {
-                let model_changed = settings.model_path != before.model_path;
+                // A new path, or the same path again after a failed load (the file was fixed).
+                let failed = matches!(self.engine_state(), crate::engine::EngineState::Failed { .. });
+                let model_changed = settings.model_path != before.model_path || failed;
                 self.update_config(|c| c.settings = settings);
                 self.documents.set_limits(self.document_limits());
                 if model_changed {

@@ -18,6 +18,7 @@ pub mod transport;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::sync::RwLock;
 
 use tower_lsp_server::jsonrpc::Result;
@@ -71,7 +72,7 @@ pub struct Server {
     index_job: std::sync::Mutex<Option<crate::crossfile::IndexJob>>,
     config: RwLock<SessionConfig>,
     /// Set once the user was told why the model is unavailable (said once, not per keystroke).
-    told_no_model: AtomicBool,
+    told_no_model: Arc<AtomicBool>,
 }
 
 impl Server {
@@ -92,7 +93,7 @@ impl Server {
                 root: None,
                 pending_error: None,
             }),
-            told_no_model: AtomicBool::new(false),
+            told_no_model: Arc::new(AtomicBool::new(false)),
         }
     }
 

@@ -28,6 +28,7 @@ impl Server {
         let engine = self.engine.clone();
         let client = self.client.clone();
         let progress = self.config().progress;
+        let told = self.told_no_model.clone();
         tokio::spawn(async move {
             let title = format!("inkling: loading {}", path.file_name().unwrap_or_default().to_string_lossy());
             let ongoing = if progress {
@@ -55,6 +56,8 @@ impl Server {
                         models::FETCH_HINT
                     );
                     client.show_message(MessageType::ERROR, text).await;
+                    // Explained: completions stay quietly empty from now on.
+                    told.store(true, Ordering::Relaxed);
                 }
             }
         });

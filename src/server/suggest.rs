@@ -31,8 +31,16 @@ impl Server {
         if !config.settings.enabled {
             return Ok(None);
         }
-        if !matches!(self.engine.state(), EngineState::Ready { .. }) {
-            return Ok(None);
+        match self.engine.state() {
+            EngineState::Ready { .. } => {}
+            EngineState::Failed { message, .. } => {
+                // Said once (the load itself also reports), never per keystroke.
+                if self.first_no_model_notice() {
+                    self.client.show_message(MessageType::ERROR, format!("inkling: no model: {message}")).await;
+                }
+                return Ok(None);
+            }
+            _ => return Ok(None),
         }
         let outcome = match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref(), Some(&self.cross())).await {
             Ok(o) => o,

@@ -4,3 +4,6 @@
 pub mod fake;
 pub mod inprocess;
 pub mod lsp_client;
+pub mod custom_server;
+pub mod doc_model;
+pub mod proc_client;
