@@ -55,7 +55,7 @@ impl Default for Settings {
             max_prefix_tokens: 1024,
             max_suffix_tokens: 256,
             max_new_tokens: 96,
-            time_budget_ms: 3000,
+            time_budget_ms: 10_000,
             multiline: Multiline::Auto,
             complete_in_comments: false,
             threads: None,

@@ -58,7 +58,7 @@ pub const OPTION_DOCS: &[OptionDoc] = &[
     OptionDoc { name: "maxPrefixTokens", json_type: "integer", default: "1024", description: "Tokens of text before the cursor shown to the model." },
     OptionDoc { name: "maxSuffixTokens", json_type: "integer", default: "256", description: "Tokens of text after the cursor shown to the model." },
     OptionDoc { name: "maxNewTokens", json_type: "integer", default: "96", description: "Most tokens one completion may generate." },
-    OptionDoc { name: "timeBudgetMs", json_type: "integer", default: "3000", description: "Stop generating after this many milliseconds and answer with what is there." },
+    OptionDoc { name: "timeBudgetMs", json_type: "integer", default: "10000", description: "Stop generating after this many milliseconds (after reading the prompt) and answer with what is there." },
     OptionDoc { name: "multiline", json_type: "string", default: "\"auto\"", description: "When a completion may span several lines: auto, never or always." },
     OptionDoc { name: "completeInComments", json_type: "boolean", default: "false", description: "Also complete inside comments and strings." },
     OptionDoc { name: "threads", json_type: "integer", default: "null", description: "CPU threads for the model. Empty or 0: all cores." },

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use crate::prompt::{Budget, PromptText};
 
@@ -38,8 +38,9 @@ pub struct GenerateRequest {
     pub single_line: bool,
     /// Stop when this returns true for the text so far.
     pub stop_when: Option<StopWhen>,
-    /// Stop generating at this instant and answer with what is there.
-    pub deadline: Instant,
+    /// Stop generating after this long (counted from the end of the prompt's prefill) and
+    /// answer with what is there.
+    pub time_budget: Duration,
 }
 
 /// Why generation stopped.

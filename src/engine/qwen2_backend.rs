@@ -214,7 +214,7 @@ impl Backend for Qwen2Backend {
             if let Some(stop) = state.accept(&self.tokenizer, &self.token_bytes, &self.special, next)? {
                 break stop;
             }
-            if Instant::now() >= request.deadline {
+            if decode_started.elapsed() >= request.time_budget {
                 break StopReason::TimeBudget;
             }
             if cancel.is_cancelled() {

@@ -5,7 +5,7 @@ mod type_through;
 
 pub use type_through::TypeThrough;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Settings;
 use crate::crossfile::{imports_of, CrossFile, Query};
@@ -52,7 +52,7 @@ pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequ
         max_new_tokens: settings.max_new_tokens,
         single_line: ctx.mode == Mode::SingleLine,
         stop_when: Some(Box::new(move |text| postprocess::block_done(text, &shaping_ctx))),
-        deadline: Instant::now() + Duration::from_millis(settings.time_budget_ms),
+        time_budget: Duration::from_millis(settings.time_budget_ms),
     }
 }
 
@@ -77,10 +77,19 @@ pub fn add_cross_file(ctx: &mut CompletionContext, snapshot: &Snapshot, cross: &
     let top = snapshot.text.len_lines().min(IMPORT_LINES);
     let head = snapshot.text.line_to_byte(top);
     query.imports = imports_of(ctx.language, &snapshot.text.byte_slice(..head).to_string());
-    ctx.text.chunks = cross.retrieve(&query);
+    let window = format!("{before}{}", ctx.text.suffix);
+    ctx.text.chunks = cross.retrieve(&query).into_iter().filter(|c| !repeats_window(&c.text, &window)).collect();
     if !ctx.text.chunks.is_empty() {
         ctx.text.repo_name = cross.repo_name();
     }
+}
+
+/// Whether every non-blank line of a chunk already appears in the current window: another
+/// file's copy of what the model already sees adds nothing, and an unfinished copy invites the
+/// model to leave this one unfinished too.
+fn repeats_window(chunk: &str, window: &str) -> bool {
+    let lines: Vec<&str> = chunk.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    !lines.is_empty() && lines.iter().all(|l| window.contains(l))
 }
 
 /// Completes at `offset` in `snapshot`. With `memory`, typing through the last suggestion is
@@ -120,4 +129,17 @@ pub fn complete_blocking(engine: &Engine, snapshot: &Snapshot, offset: ByteOffse
     };
     let generated = engine.generate_blocking(request_for(&ctx, settings))?;
     Ok(finish(&ctx, generated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeats_window;
+
+    #[test]
+    fn chunks_that_only_repeat_the_window_are_dropped() {
+        let window = "def add(a, b):\n    return \n\nprint(add(1, 2))\n";
+        assert!(repeats_window("def add(a, b):\n    return\n", window));
+        assert!(!repeats_window("def sub(a, b):\n    return a - b\n", window));
+        assert!(!repeats_window("\n\n", window));
+    }
 }

@@ -51,7 +51,7 @@ impl Backend for FakeBackend {
                 stop = StopReason::MaxTokens;
                 break;
             }
-            if Instant::now() >= req.deadline {
+            if started.elapsed() >= req.time_budget {
                 stop = StopReason::TimeBudget;
                 break;
             }

@@ -16,8 +16,11 @@ require("inkling").setup({
 _G.inkling_test = { progress_done = false, errors = {} }
 vim.api.nvim_create_autocmd("LspProgress", {
   callback = function(args)
-    local value = args.data and args.data.params and args.data.params.value or {}
-    if value.kind == "end" then
+    local params = args.data and args.data.params or {}
+    local value = params.value or {}
+    -- Model loading only (the server also reports workspace indexing).
+    local token = tostring(params.token or "")
+    if value.kind == "end" and token:match("^inkling/load") then
       _G.inkling_test.progress_done = true
       _G.inkling_test.progress_message = value.message
     end

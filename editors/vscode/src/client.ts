@@ -57,7 +57,10 @@ function middleware(hooks: ClientHooks): Middleware {
         },
         // Observe the model-loading progress; VS Code still shows its own progress notification.
         handleWorkDoneProgress(token, params, next) {
-            hooks.onProgress(params);
+            // Model loading only: the server also reports workspace indexing ("inkling/index/…").
+            if (String(token).startsWith('inkling/load')) {
+                hooks.onProgress(params);
+            }
             next(token, params);
         },
     };

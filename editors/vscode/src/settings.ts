@@ -19,6 +19,10 @@ export const SERVER_OPTION_NAMES = [
     'completeInComments',
     'threads',
     'maxDocumentBytes',
+    'crossFileContext',
+    'maxContextTokens',
+    'maxIndexFiles',
+    'kvCacheMb',
 ] as const;
 
 export type ServerOptionName = (typeof SERVER_OPTION_NAMES)[number];
