@@ -4,6 +4,8 @@
 //! otherwise; logs always go to standard error (or `--log-file`).
 
 mod complete;
+mod dataset;
+mod eval;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +48,10 @@ pub enum Command {
     },
     /// Complete from the command line: one position, or a JSONL batch.
     Complete(complete::CompleteArgs),
+    /// Measure completion quality on the repository's held-out files.
+    Eval(eval::EvalArgs),
+    /// Write fine-tuning data (JSONL) from a repository, with the server's prompts.
+    Dataset(dataset::DatasetArgs),
     /// Print the server's settings (name, type, default, description) as JSON.
     Options,
 }
@@ -92,6 +98,20 @@ pub fn run(cli: Cli) -> ExitCode {
             runtime.shutdown_background();
             ExitCode::SUCCESS
         }
+        Command::Eval(args) => match eval::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("inkling: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Dataset(args) => match dataset::run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("inkling: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Complete(args) => match complete::run(args) {
             Ok(code) => code,
             Err(e) => {

@@ -1,0 +1,97 @@
+//! `inkling eval --repo DIR [--model PATH]`: completion quality on the repository's held-out
+//! files (the most recently changed ones), through the same code the server runs.
+//!
+//! Standard output: a table of kinds × metrics (EM, ES, parse validity) with 95% bootstrap
+//! intervals; with `--compare A,B`, the paired differences B − A first. Files: `OUT/results.json`
+//! (summary and every sample's predictions) and `OUT/eval.png` (bars with error bars).
+//! Configurations: `default`, `no-crossfile`, `no-shaping`, `model=PATH`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::config::Settings;
+use crate::corpus::SpanKind;
+use crate::eval::{self, EvalOptions, Variant};
+use crate::models;
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// A GGUF file or Hugging Face folder (default: the model in the cache).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The repository to evaluate on.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Samples per kind.
+    #[arg(long, default_value_t = 40)]
+    pub per_kind: usize,
+    /// Seed for sampling and bootstrap.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The configuration to evaluate: default, no-crossfile, no-shaping or model=PATH.
+    #[arg(long, default_value = "default", conflicts_with = "compare")]
+    pub config: String,
+    /// Compare two configurations on the same samples, `A,B` (reports B − A).
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// Kinds to sample, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "rest_of_line,node,block,random_span,empty")]
+    pub kinds: Vec<String>,
+    /// Folder for results.json and eval.png.
+    #[arg(long, default_value = "eval-out")]
+    pub out: PathBuf,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Most tokens to generate (default: the server's setting).
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Prefix token budget (default: the server's setting).
+    #[arg(long)]
+    pub max_prefix_tokens: Option<usize>,
+    /// Suffix token budget (default: the server's setting).
+    #[arg(long)]
+    pub max_suffix_tokens: Option<usize>,
+    /// Time budget per completion in ms; far above the editor's by default, so that results do
+    /// not depend on how busy the machine is (`max_new_tokens` still bounds each answer).
+    #[arg(long, default_value_t = 600_000)]
+    pub time_budget_ms: u64,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn run(args: EvalArgs) -> Result<ExitCode> {
+    let model = args.model.clone().or_else(models::default_model).context("no model given and no cache folder ($HOME unset)")?;
+    let mut settings = Settings { time_budget_ms: args.time_budget_ms, ..Settings::default() };
+    if let Some(n) = args.max_new_tokens {
+        settings.max_new_tokens = n;
+    }
+    if let Some(n) = args.max_prefix_tokens {
+        settings.max_prefix_tokens = n;
+    }
+    if let Some(n) = args.max_suffix_tokens {
+        settings.max_suffix_tokens = n;
+    }
+    let specs: Vec<&str> = match &args.compare {
+        Some(pair) => pair.split(',').map(str::trim).collect(),
+        None => vec![args.config.as_str()],
+    };
+    if args.compare.is_some() && specs.len() != 2 {
+        bail!("--compare takes two configurations, `A,B`");
+    }
+    let variants = specs.iter().map(|s| Variant::parse(s, &model, &settings)).collect::<Result<Vec<_>>>()?;
+    let kinds = args
+        .kinds
+        .iter()
+        .map(|k| SpanKind::parse(k.trim()).with_context(|| format!("unknown kind `{k}`")))
+        .collect::<Result<Vec<_>>>()?;
+    let opts = EvalOptions { repo: args.repo, per_kind: args.per_kind, seed: args.seed, kinds, variants, resamples: args.resamples, progress: !args.quiet };
+    let report = eval::run(&opts)?;
+    print!("{}", eval::table(&report));
+    let (json, png) = eval::write_outputs(&report, &args.out)?;
+    eprintln!("{} samples in {:.0} s; wrote {} and {}", report.samples.len(), report.seconds, json.display(), png.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,164 @@
+//! `inkling eval`: completion quality on the repository's held-out files, measured through the
+//! same code the server runs.
+//!
+//! Samples come from [`crate::corpus`] (held-out files only, stratified by kind, seeded). Each
+//! one becomes a `Document` holding the file without its target, and goes through
+//! `pipeline::complete` with real [`Settings`] and a cross-file index of the repository (held-out
+//! files removed from it), so the "whether/how much" rules, retrieval and output shaping apply
+//! exactly as in the editor. Configurations (`default`, `no-crossfile`, `no-shaping`,
+//! `model=PATH`) run on the same samples, for paired comparisons.
+
+mod chart;
+pub mod metrics;
+mod report;
+mod runner;
+
+#[cfg(test)]
+mod tests;
+
+pub use chart::write_png;
+pub use report::{table, Comparison, ConfigInfo, KindRow, PairedRow, Report, SampleResult};
+pub use runner::{Prediction, Runner};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Settings;
+use crate::corpus::{Corpus, ParsedFile, Sample, SpanKind};
+
+/// One configuration under test: a model and the settings it runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    pub name: String,
+    pub model: PathBuf,
+    pub settings: Settings,
+    /// `false`: the raw model output, cut only at the first line break in single-line mode.
+    pub shaping: bool,
+}
+
+impl Variant {
+    /// `default`, `no-crossfile`, `no-shaping` or `model=PATH`, on top of `model` and `base`.
+    pub fn parse(spec: &str, model: &Path, base: &Settings) -> Result<Variant> {
+        let mut v = Variant { name: spec.to_string(), model: model.to_path_buf(), settings: base.clone(), shaping: true };
+        match spec {
+            "default" => {}
+            "no-crossfile" => v.settings.cross_file_context = false,
+            "no-shaping" => v.shaping = false,
+            _ => match spec.strip_prefix("model=") {
+                Some(path) if !path.is_empty() => v.model = PathBuf::from(path),
+                _ => bail!("unknown configuration `{spec}`: use default, no-crossfile, no-shaping or model=PATH"),
+            },
+        }
+        Ok(v)
+    }
+}
+
+/// What to evaluate.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub repo: PathBuf,
+    pub per_kind: usize,
+    pub seed: u64,
+    pub kinds: Vec<SpanKind>,
+    /// One configuration, or two to compare (B − A).
+    pub variants: Vec<Variant>,
+    pub resamples: usize,
+    /// Show a progress bar on standard error.
+    pub progress: bool,
+}
+
+/// Up to `per_kind` samples of each kind from the held-out files, at positions where the server
+/// would ask the model (any position for `empty`).
+pub fn held_out_samples(corpus: &Corpus, kinds: &[SpanKind], per_kind: usize, seed: u64, settings: &Settings) -> Vec<Sample> {
+    let parsed: Vec<ParsedFile> = corpus.heldout().map(ParsedFile::new).collect();
+    let mut accept = |s: &Sample| s.server_completes(settings);
+    kinds.iter().flat_map(|&k| crate::corpus::sample::pick(&parsed, k, per_kind, seed, &mut accept)).collect()
+}
+
+/// Progress lines for logs, when standard error is not a terminal (the bar is hidden then).
+fn log_progress(show: bool, done: usize, total: usize, started: Instant) {
+    use std::io::IsTerminal as _;
+    if !show || std::io::stderr().is_terminal() || (done % 10 != 0 && done != total) {
+        return;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let eta = elapsed / done as f64 * (total - done) as f64;
+    eprintln!("eval: {done}/{total} completions, {elapsed:.0} s elapsed, ETA {eta:.0} s");
+}
+
+fn progress_bar(total: usize, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) = ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {elapsed} ETA {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Builds the held-out set, runs every configuration on it and scores the answers.
+pub fn run(opts: &EvalOptions) -> Result<Report> {
+    let started = Instant::now();
+    let Some(first) = opts.variants.first() else { bail!("no configuration to evaluate") };
+    if opts.variants.len() > 2 {
+        bail!("compare at most two configurations at a time");
+    }
+    let corpus = Corpus::load(&opts.repo)?;
+    if corpus.files.is_empty() {
+        bail!("no source files in {} (languages inkling knows, after filters: {:?})", opts.repo.display(), corpus.filters);
+    }
+    let samples = held_out_samples(&corpus, &opts.kinds, opts.per_kind, opts.seed, &first.settings);
+    if samples.is_empty() {
+        bail!("no sample positions found in the held-out files of {}", opts.repo.display());
+    }
+    // Run file by file, cursor by cursor: consecutive prompts then share most of their tokens.
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    order.sort_by_key(|&i| (&samples[i].path, samples[i].prefix.len()));
+    let bar = progress_bar(samples.len() * opts.variants.len(), opts.progress);
+    let (mut done, total) = (0usize, samples.len() * opts.variants.len());
+    let mut predictions: Vec<Vec<Prediction>> = Vec::new();
+    let mut runner: Option<(PathBuf, Runner)> = None;
+    for variant in &opts.variants {
+        if runner.as_ref().is_none_or(|(path, _)| path != &variant.model) {
+            bar.set_message(format!("loading {}", variant.model.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+            drop(runner.take()); // free the previous model first
+            runner = Some((variant.model.clone(), Runner::new(&variant.model, &corpus, &variant.settings)?));
+        }
+        let Some((_, r)) = &runner else { bail!("no model") };
+        let mut answers = vec![None; samples.len()];
+        for &i in &order {
+            bar.set_message(format!("{} {}", variant.name, samples[i].kind.name()));
+            answers[i] = Some(r.predict(variant, &samples[i]));
+            bar.inc(1);
+            done += 1;
+            log_progress(opts.progress, done, total, started);
+        }
+        predictions.push(answers.into_iter().flatten().collect());
+    }
+    bar.finish_and_clear();
+    let configs = opts.variants.iter().map(ConfigInfo::from).collect();
+    let mut report = report::build(&corpus, opts, configs, &samples, &predictions);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Writes `results.json` and `eval.png` into `out`.
+pub fn write_outputs(report: &Report, out: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let json_path = out.join("results.json");
+    let json = serde_json::to_string_pretty(report).context("cannot serialize the results")?;
+    std::fs::write(&json_path, json).with_context(|| format!("cannot write {}", json_path.display()))?;
+    let png_path = out.join("eval.png");
+    write_png(report, &png_path)?;
+    Ok((json_path, png_path))
+}
+
+/// Predictions of one configuration, keyed by configuration name, for the JSON file.
+pub(crate) fn by_config(report_configs: &[ConfigInfo], preds: &[Vec<Prediction>], i: usize) -> BTreeMap<String, Prediction> {
+    report_configs.iter().zip(preds).filter_map(|(c, p)| Some((c.name.clone(), p.get(i)?.clone()))).collect()
+}
