@@ -29,7 +29,8 @@ pub fn frame(msg: &Value) -> Vec<u8> {
     out
 }
 
-fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
+/// Reads one `Content-Length` frame; `None` at end of input or on a malformed frame.
+pub fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
     let mut length = None;
     loop {
         let mut line = String::new();

@@ -2,7 +2,7 @@
 //! the binary under `strace`/`unshare`), which keeps EVERY message it receives so a test can
 //! count answers per request id, and exposes the child's pid (for `/proc/<pid>/status`).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::lsp_client::frame;
+use super::lsp_client::{frame, read_frame};
 
 pub struct ProcClient {
     pub child: Child,
@@ -23,27 +23,6 @@ pub struct ProcClient {
     cursor: usize,
 }
 
-fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.strip_prefix("Content-Length: ") {
-            length = v.parse::<usize>().ok();
-        }
-    }
-    let mut body = vec![0u8; length?];
-    reader.read_exact(&mut body).ok()?;
-    serde_json::from_slice(&body).ok()
-}
-
-/// The `inkling` binary under test.
 pub fn inkling_bin() -> &'static str {
     env!("CARGO_BIN_EXE_inkling")
 }
