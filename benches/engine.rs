@@ -48,8 +48,16 @@ fn bench_model(path: &Path, source: &str, reps: usize) {
     let prompt = &ids[..PROMPT_TOKENS.min(ids.len())];
 
     let mut prefill = Vec::new();
+    let mut prefill_quantized = Vec::new();
     let mut decode = Vec::new();
     for _ in 0..reps {
+        // The quantized kernels alone first, then the default (dense f32 GEMM for Q8_0 chunks).
+        model.set_dense_prefill(false);
+        model.truncate(0);
+        let t = Instant::now();
+        model.forward_last(prompt).expect("prefill");
+        prefill_quantized.push(prompt.len() as f64 / t.elapsed().as_secs_f64());
+        model.set_dense_prefill(true);
         model.truncate(0);
         let t = Instant::now();
         let mut logits = model.forward_last(prompt).expect("prefill");
@@ -63,9 +71,10 @@ fn bench_model(path: &Path, source: &str, reps: usize) {
     }
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     println!(
-        "{name}: load {load_s:.1} s | prefill {} tokens: {:.1} tok/s | decode {} tokens: {:.1} tok/s  (medians of {reps})",
+        "{name}: load {load_s:.1} s | prefill {} tokens: {:.1} tok/s (quantized kernels only: {:.1}) | decode {} tokens: {:.1} tok/s  (medians of {reps})",
         prompt.len(),
         median(prefill),
+        median(prefill_quantized),
         DECODE_TOKENS,
         median(decode)
     );

@@ -99,6 +99,12 @@ impl Qwen2 {
         self.model.cache_mut().truncate(len);
     }
 
+    /// Turns the dense f32 prefill path for Q8_0 weights on (the default) or off
+    /// (see [`weights::DENSE_PREFILL_MIN_ROWS`]).
+    pub fn set_dense_prefill(&mut self, on: bool) {
+        self.model.weights_mut().set_dense_prefill(on);
+    }
+
     /// Runs `tokens` at positions `cached_len()..cached_len()+tokens.len()`, appending to the
     /// cache. Returns f32 logits `[1, vocab]` for the last position only.
     pub fn forward_last(&mut self, tokens: &[u32]) -> anyhow::Result<Tensor> {

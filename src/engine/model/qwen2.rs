@@ -60,6 +60,10 @@ impl Model {
         &self.cache
     }
 
+    pub fn weights_mut(&mut self) -> &mut Weights {
+        &mut self.weights
+    }
+
     pub fn cache_mut(&mut self) -> &mut KvCache {
         &mut self.cache
     }
@@ -186,10 +190,14 @@ mod tests {
     use crate::engine::model::Qwen2;
     use crate::engine::testing;
 
+    /// The tiny model on the quantized kernels only: these tests check cache mechanics, which
+    /// must be exact, and the dense prefill path rounds differently (tested on its own below).
     fn tiny() -> Qwen2 {
-        Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128)
+        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128)
             .unwrap()
-            .0
+            .0;
+        model.set_dense_prefill(false);
+        model
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -280,6 +288,7 @@ mod tests {
         let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 1024)
             .unwrap()
             .0;
+        model.set_dense_prefill(false);
         let n = PREFILL_CHUNK + 150;
         let all = tokens(n, 9);
         let rows = model.forward_all(&all).unwrap();
@@ -296,6 +305,35 @@ mod tests {
         model.truncate(0);
         let last = model.forward_last(&all).unwrap();
         assert!(max_abs_diff(&rows.narrow(0, n - 1, 1).unwrap(), &last) < 1e-4);
+    }
+
+    #[test]
+    fn dense_prefill_agrees_with_the_quantized_kernel() {
+        // Same weights, two kernels: the dense f32 GEMM (prefill chunks) and candle's Q8_0 dot
+        // products on 8-bit activations. They must agree up to that rounding, and short inputs
+        // (decoding) must not take the dense path at all.
+        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128)
+            .unwrap()
+            .0;
+        let all = tokens(40, 3);
+        let dense = model.forward_all(&all).unwrap();
+        model.truncate(0);
+        model.set_dense_prefill(false);
+        let quantized = model.forward_all(&all).unwrap();
+        let scale: f32 = quantized.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let diff = max_abs_diff(&dense, &quantized);
+        assert!(diff > 0.0, "the dense path was not taken");
+        assert!(diff < 0.1 * scale, "diff {diff} against logits up to {scale}");
+        let (d, q) = (dense.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap(), quantized.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap());
+        let same = d.iter().zip(&q).filter(|(a, b)| a == b).count();
+        assert!(same * 10 >= all.len() * 9, "argmax agrees at only {same} of {} positions", all.len());
+
+        let short = &all[..super::super::weights::DENSE_PREFILL_MIN_ROWS - 1];
+        model.truncate(0);
+        let quantized = model.forward_all(short).unwrap();
+        model.truncate(0);
+        model.set_dense_prefill(true);
+        assert_eq!(max_abs_diff(&model.forward_all(short).unwrap(), &quantized), 0.0);
     }
 
     #[test]

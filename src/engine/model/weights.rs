@@ -25,16 +25,43 @@ use super::LoadError;
 pub struct Linear {
     weight: QMatMul,
     bias: Option<Tensor>,
+    /// Inputs of at least this many rows take the dense path (see [`DENSE_PREFILL_MIN_ROWS`]).
+    dense_min_rows: usize,
 }
 
+/// Inputs of at least this many rows (prefill chunks) multiply a Q8_0 weight through a dense
+/// f32 copy made on the fly. candle's CPU Q8_0 matmul takes one dot product per (row, output)
+/// pair on activations rounded to 8 bits, while its f32 matmul is a blocked GEMM: on a
+/// 512-token chunk the copy costs a few percent and the whole prefill is over twice as fast
+/// (`cargo bench --bench engine`). Decoding and speculative checks (fewer rows) stay on the
+/// quantized kernel, which reads 4x fewer bytes. No copy is kept. The two paths round
+/// differently (the dense one is the more exact), so logits can differ slightly with how a
+/// prompt was split between prefill and cache reuse.
+pub const DENSE_PREFILL_MIN_ROWS: usize = 32;
+
 impl Linear {
+    fn new(weight: QMatMul, bias: Option<Tensor>) -> Linear {
+        Linear { weight, bias, dense_min_rows: DENSE_PREFILL_MIN_ROWS }
+    }
+
     /// Applies the layer to `x` (`[.., in]` → `[.., out]`); `x` must be contiguous.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = self.weight.forward(x)?;
+        let y = match &self.weight {
+            QMatMul::QTensor(q) if self.takes_dense_path(q, x)? => {
+                let _span = tracing::trace_span!("dense_prefill").entered();
+                x.broadcast_matmul(&q.dequantize(x.device())?.t()?)?
+            }
+            weight => weight.forward(x)?,
+        };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
+    }
+
+    fn takes_dense_path(&self, weight: &QTensor, x: &Tensor) -> candle_core::Result<bool> {
+        let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
+        Ok(rows >= self.dense_min_rows && weight.dtype() == candle_core::quantized::GgmlDType::Q8_0 && x.device().is_cpu())
     }
 }
 
@@ -78,6 +105,19 @@ pub struct Weights {
     pub layers: Vec<LayerWeights>,
     pub final_norm: Tensor,
     pub lm_head: QMatMul,
+}
+
+impl Weights {
+    /// Turns the dense prefill path of every layer on (the default) or off; off exists to
+    /// measure what it brings and to test cache mechanics on one kernel.
+    pub fn set_dense_prefill(&mut self, on: bool) {
+        let rows = if on { DENSE_PREFILL_MIN_ROWS } else { usize::MAX };
+        for l in &mut self.layers {
+            for lin in [&mut l.q, &mut l.k, &mut l.v, &mut l.o, &mut l.gate, &mut l.up, &mut l.down] {
+                lin.dense_min_rows = rows;
+            }
+        }
+    }
 }
 
 /// What both loaders return.
@@ -206,7 +246,7 @@ impl<R: std::io::Read + std::io::Seek> GgufTensors<'_, R> {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear::new(weight, bias))
     }
 }
 
@@ -331,6 +371,6 @@ impl HfTensors<'_> {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear::new(weight, bias))
     }
 }
