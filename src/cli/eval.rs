@@ -4,7 +4,8 @@
 //! Standard output: a table of kinds × metrics (EM, ES, parse validity) with 95% bootstrap
 //! intervals; with `--compare A,B`, the paired differences B − A first. Files: `OUT/results.json`
 //! (summary and every sample's predictions) and `OUT/eval.png` (bars with error bars).
-//! Configurations: `default`, `no-crossfile`, `no-shaping`, `model=PATH`.
+//! Configurations: `default`, `no-crossfile`, `no-shaping`, `model=PATH`. `--compare` may be
+//! given several times; each configuration still runs once.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,9 +34,11 @@ pub struct EvalArgs {
     /// The configuration to evaluate: default, no-crossfile, no-shaping or model=PATH.
     #[arg(long, default_value = "default", conflicts_with = "compare")]
     pub config: String,
-    /// Compare two configurations on the same samples, `A,B` (reports B − A).
+    /// Compare two configurations on the same samples, `A,B` (reports B − A); repeat the flag
+    /// for several comparisons in one run (e.g. `--compare no-crossfile,default --compare
+    /// no-shaping,default`).
     #[arg(long)]
-    pub compare: Option<String>,
+    pub compare: Vec<String>,
     /// Kinds to sample, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "rest_of_line,node,block,random_span,empty")]
     pub kinds: Vec<String>,
@@ -54,6 +57,9 @@ pub struct EvalArgs {
     /// Suffix token budget (default: the server's setting).
     #[arg(long)]
     pub max_suffix_tokens: Option<usize>,
+    /// Token budget for code from other files (default: the server's setting).
+    #[arg(long)]
+    pub max_context_tokens: Option<usize>,
     /// Time budget per completion in ms; far above the editor's by default, so that results do
     /// not depend on how busy the machine is (`max_new_tokens` still bounds each answer).
     #[arg(long, default_value_t = 600_000)]
@@ -75,23 +81,61 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     if let Some(n) = args.max_suffix_tokens {
         settings.max_suffix_tokens = n;
     }
-    let specs: Vec<&str> = match &args.compare {
-        Some(pair) => pair.split(',').map(str::trim).collect(),
-        None => vec![args.config.as_str()],
-    };
-    if args.compare.is_some() && specs.len() != 2 {
-        bail!("--compare takes two configurations, `A,B`");
+    if let Some(n) = args.max_context_tokens {
+        settings.max_context_tokens = n;
     }
-    let variants = specs.iter().map(|s| Variant::parse(s, &model, &settings)).collect::<Result<Vec<_>>>()?;
+    let (names, comparisons) = plan(&args.config, &args.compare)?;
+    let variants = names.iter().map(|s| Variant::parse(s, &model, &settings)).collect::<Result<Vec<_>>>()?;
     let kinds = args
         .kinds
         .iter()
         .map(|k| SpanKind::parse(k.trim()).with_context(|| format!("unknown kind `{k}`")))
         .collect::<Result<Vec<_>>>()?;
-    let opts = EvalOptions { repo: args.repo, per_kind: args.per_kind, seed: args.seed, kinds, variants, resamples: args.resamples, progress: !args.quiet };
+    let opts = EvalOptions { repo: args.repo, per_kind: args.per_kind, seed: args.seed, kinds, variants, comparisons, resamples: args.resamples, progress: !args.quiet };
     let report = eval::run(&opts)?;
     print!("{}", eval::table(&report));
     let (json, png) = eval::write_outputs(&report, &args.out)?;
     eprintln!("{} samples in {:.0} s; wrote {} and {}", report.samples.len(), report.seconds, json.display(), png.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configurations to run (each once, in order of first mention) and the pairs to compare.
+fn plan(config: &str, compare: &[String]) -> Result<(Vec<String>, Vec<(usize, usize)>)> {
+    if compare.is_empty() {
+        return Ok((vec![config.to_string()], Vec::new()));
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut index = |name: &str| match names.iter().position(|n| n == name) {
+        Some(i) => i,
+        None => {
+            names.push(name.to_string());
+            names.len() - 1
+        }
+    };
+    let mut pairs = Vec::new();
+    for pair in compare {
+        let parts: Vec<&str> = pair.split(',').map(str::trim).collect();
+        let [a, b] = parts[..] else { bail!("--compare takes two configurations, `A,B` (got `{pair}`)") };
+        if a == b {
+            bail!("--compare needs two different configurations (got `{pair}`)");
+        }
+        pairs.push((index(a), index(b)));
+    }
+    Ok((names, pairs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan;
+
+    #[test]
+    fn comparisons_share_configurations() {
+        let (names, pairs) = plan("default", &["no-crossfile,default".into(), "no-shaping, default".into()]).unwrap();
+        assert_eq!(names, ["no-crossfile", "default", "no-shaping"]);
+        assert_eq!(pairs, [(0, 1), (2, 1)]);
+        assert_eq!(plan("no-shaping", &[]).unwrap(), (vec!["no-shaping".to_string()], vec![]));
+        assert!(plan("default", &["default".into()]).is_err());
+        assert!(plan("default", &["a,b,c".into()]).is_err());
+        assert!(plan("default", &["default,default".into()]).is_err());
+    }
 }

@@ -1,4 +1,4 @@
-//! `eval.png`: one panel per metric, bars per kind (side by side for a comparison) with their
+//! `eval.png`: one panel per metric, bars per kind (one per configuration, side by side) with their
 //! 95% bootstrap intervals as error bars. Drawn by hand with an embedded 8×8 bitmap font, so it
 //! needs no system fonts.
 
@@ -24,7 +24,7 @@ type Rgb = [u8; 3];
 const WHITE: Rgb = [255, 255, 255];
 const BLACK: Rgb = [0, 0, 0];
 const GRID: Rgb = [220, 220, 220];
-const COLORS: [Rgb; 2] = [[66, 133, 244], [234, 134, 52]];
+const COLORS: [Rgb; 4] = [[66, 133, 244], [234, 134, 52], [52, 168, 83], [150, 90, 190]];
 
 struct Canvas {
     width: usize,

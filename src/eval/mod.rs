@@ -6,7 +6,9 @@
 //! `pipeline::complete` with real [`Settings`] and a cross-file index of the repository (held-out
 //! files removed from it), so the "whether/how much" rules, retrieval and output shaping apply
 //! exactly as in the editor. Configurations (`default`, `no-crossfile`, `no-shaping`,
-//! `model=PATH`) run on the same samples, for paired comparisons.
+//! `model=PATH`) run on the same samples, for paired comparisons; several comparisons can share
+//! one run (each configuration runs once, and configurations that differ only in shaping share
+//! one generation).
 
 mod chart;
 pub mod metrics;
@@ -64,8 +66,10 @@ pub struct EvalOptions {
     pub per_kind: usize,
     pub seed: u64,
     pub kinds: Vec<SpanKind>,
-    /// One configuration, or two to compare (B − A).
+    /// The configurations to run, with distinct names.
     pub variants: Vec<Variant>,
+    /// Pairs `(a, b)` of indices into `variants`: each reports B − A on the same samples.
+    pub comparisons: Vec<(usize, usize)>,
     pub resamples: usize,
     /// Show a progress bar on standard error.
     pub progress: bool,
@@ -101,13 +105,41 @@ fn progress_bar(total: usize, show: bool) -> ProgressBar {
     bar
 }
 
+/// Configurations that can share one generation: the same model and settings (they differ at
+/// most in shaping). Groups are in order of first appearance; each lists indices into `variants`.
+fn generation_groups(variants: &[Variant]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, v) in variants.iter().enumerate() {
+        match groups.iter_mut().find(|g| variants[g[0]].model == v.model && variants[g[0]].settings == v.settings) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    groups
+}
+
+fn check(opts: &EvalOptions) -> Result<()> {
+    if opts.variants.is_empty() {
+        bail!("no configuration to evaluate");
+    }
+    for (i, v) in opts.variants.iter().enumerate() {
+        if opts.variants[..i].iter().any(|w| w.name == v.name) {
+            bail!("configuration `{}` is listed twice", v.name);
+        }
+    }
+    for &(a, b) in &opts.comparisons {
+        if a == b || a >= opts.variants.len() || b >= opts.variants.len() {
+            bail!("a comparison needs two different configurations");
+        }
+    }
+    Ok(())
+}
+
 /// Builds the held-out set, runs every configuration on it and scores the answers.
 pub fn run(opts: &EvalOptions) -> Result<Report> {
     let started = Instant::now();
-    let Some(first) = opts.variants.first() else { bail!("no configuration to evaluate") };
-    if opts.variants.len() > 2 {
-        bail!("compare at most two configurations at a time");
-    }
+    check(opts)?;
+    let first = &opts.variants[0];
     let corpus = Corpus::load(&opts.repo)?;
     if corpus.files.is_empty() {
         bail!("no source files in {} (languages inkling knows, after filters: {:?})", opts.repo.display(), corpus.filters);
@@ -119,29 +151,40 @@ pub fn run(opts: &EvalOptions) -> Result<Report> {
     // Run file by file, cursor by cursor: consecutive prompts then share most of their tokens.
     let mut order: Vec<usize> = (0..samples.len()).collect();
     order.sort_by_key(|&i| (&samples[i].path, samples[i].prefix.len()));
-    let bar = progress_bar(samples.len() * opts.variants.len(), opts.progress);
-    let (mut done, total) = (0usize, samples.len() * opts.variants.len());
-    let mut predictions: Vec<Vec<Prediction>> = Vec::new();
+    let groups = generation_groups(&opts.variants);
+    let total = samples.len() * groups.len();
+    let bar = progress_bar(total, opts.progress);
+    let mut done = 0usize;
+    let mut answers: Vec<Vec<Option<Prediction>>> = vec![vec![None; samples.len()]; opts.variants.len()];
     let mut runner: Option<(PathBuf, Runner)> = None;
-    for variant in &opts.variants {
-        if runner.as_ref().is_none_or(|(path, _)| path != &variant.model) {
-            bar.set_message(format!("loading {}", variant.model.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
+    for group in &groups {
+        let members: Vec<&Variant> = group.iter().map(|&v| &opts.variants[v]).collect();
+        let model = &members[0].model;
+        if runner.as_ref().is_none_or(|(path, _)| path != model) {
+            bar.set_message(format!("loading {}", model.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
             drop(runner.take()); // free the previous model first
-            runner = Some((variant.model.clone(), Runner::new(&variant.model, &corpus, &variant.settings)?));
+            runner = Some((model.clone(), Runner::new(model, &corpus, &members[0].settings)?));
         }
         let Some((_, r)) = &runner else { bail!("no model") };
-        let mut answers = vec![None; samples.len()];
+        let label = members.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join("+");
         for &i in &order {
-            bar.set_message(format!("{} {}", variant.name, samples[i].kind.name()));
-            answers[i] = Some(r.predict(variant, &samples[i]));
+            bar.set_message(format!("{label} {}", samples[i].kind.name()));
+            for (&v, p) in group.iter().zip(r.predict_shared(&members, &samples[i])) {
+                answers[v][i] = Some(p);
+            }
             bar.inc(1);
             done += 1;
             log_progress(opts.progress, done, total, started);
         }
-        predictions.push(answers.into_iter().flatten().collect());
     }
     bar.finish_and_clear();
-    let configs = opts.variants.iter().map(ConfigInfo::from).collect();
+    let predictions: Vec<Vec<Prediction>> = answers.into_iter().map(|a| a.into_iter().flatten().collect()).collect();
+    let mut configs: Vec<ConfigInfo> = opts.variants.iter().map(ConfigInfo::from).collect();
+    for group in groups.iter().filter(|g| g.len() > 1) {
+        for &v in group {
+            configs[v].generation_shared_with = group.iter().filter(|&&w| w != v).map(|&w| opts.variants[w].name.clone()).collect();
+        }
+    }
     let mut report = report::build(&corpus, opts, configs, &samples, &predictions);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

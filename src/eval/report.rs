@@ -24,7 +24,12 @@ pub struct ConfigInfo {
     pub max_prefix_tokens: usize,
     pub max_suffix_tokens: usize,
     pub max_new_tokens: usize,
+    pub max_context_tokens: usize,
     pub time_budget_ms: u64,
+    /// Configurations whose answers came from the same generation as this one's (same model
+    /// and settings, shaped differently): the model ran once, without the early stop.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub generation_shared_with: Vec<String>,
 }
 
 impl From<&Variant> for ConfigInfo {
@@ -37,7 +42,9 @@ impl From<&Variant> for ConfigInfo {
             max_prefix_tokens: v.settings.max_prefix_tokens,
             max_suffix_tokens: v.settings.max_suffix_tokens,
             max_new_tokens: v.settings.max_new_tokens,
+            max_context_tokens: v.settings.max_context_tokens,
             time_budget_ms: v.settings.time_budget_ms,
+            generation_shared_with: Vec::new(),
         }
     }
 }
@@ -97,7 +104,8 @@ pub struct Report {
     pub configs: Vec<ConfigInfo>,
     /// Per configuration: one row per kind, then `overall`.
     pub summary: BTreeMap<String, Vec<KindRow>>,
-    pub comparison: Option<Comparison>,
+    /// One per requested pair, B − A.
+    pub comparisons: Vec<Comparison>,
     pub samples: Vec<SampleResult>,
     pub seconds: f64,
 }
@@ -146,25 +154,27 @@ pub(super) fn build(corpus: &Corpus, opts: &EvalOptions, configs: Vec<ConfigInfo
             .collect();
         summary.insert(config.name.clone(), rows);
     }
-    let comparison = (configs.len() == 2).then(|| Comparison {
-        a: configs[0].name.clone(),
-        b: configs[1].name.clone(),
-        rows: groups
-            .iter()
-            .flat_map(|(kind, idx)| {
-                METRICS.iter().map(move |m| (kind.clone(), idx, *m))
-            })
-            .map(|(kind, idx, m)| {
-                let (a, b) = (values(0, idx, m), values(1, idx, m));
-                let mean = |v: &[Option<f64>]| {
-                    let present: Vec<f64> = v.iter().flatten().copied().collect();
-                    present.iter().sum::<f64>() / present.len() as f64
-                };
-                let diff = paired(&a, &b, opts.resamples, group_seed(opts.seed, &kind, m));
-                PairedRow { metric: m.to_string(), a: mean(&a), b: mean(&b), diff, kind }
-            })
-            .collect(),
-    });
+    let comparisons = opts
+        .comparisons
+        .iter()
+        .map(|&(ca, cb)| Comparison {
+            a: configs[ca].name.clone(),
+            b: configs[cb].name.clone(),
+            rows: groups
+                .iter()
+                .flat_map(|(kind, idx)| METRICS.iter().map(move |m| (kind.clone(), idx, *m)))
+                .map(|(kind, idx, m)| {
+                    let (a, b) = (values(ca, idx, m), values(cb, idx, m));
+                    let mean = |v: &[Option<f64>]| {
+                        let present: Vec<f64> = v.iter().flatten().copied().collect();
+                        present.iter().sum::<f64>() / present.len() as f64
+                    };
+                    let diff = paired(&a, &b, opts.resamples, group_seed(opts.seed, &kind, m));
+                    PairedRow { metric: m.to_string(), a: mean(&a), b: mean(&b), diff, kind }
+                })
+                .collect(),
+        })
+        .collect();
     let samples = samples
         .iter()
         .enumerate()
@@ -188,7 +198,7 @@ pub(super) fn build(corpus: &Corpus, opts: &EvalOptions, configs: Vec<ConfigInfo
         filters: corpus.filters.clone(),
         configs,
         summary,
-        comparison,
+        comparisons,
         samples,
         seconds: 0.0,
     }
@@ -212,16 +222,17 @@ fn signed(i: &Interval) -> String {
 /// comparison, A, B and B − A with its paired interval.
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
-    if let Some(cmp) = &report.comparison {
+    for cmp in &report.comparisons {
         let _ = writeln!(out, "A = {}, B = {}", cmp.a, cmp.b);
         let _ = writeln!(out, "{:<13} {:<6} {:>8} {:>8}  B−A [95% paired CI]", "kind", "metric", "A", "B");
         for r in &cmp.rows {
             let _ = writeln!(out, "{:<13} {:<6} {:>8.3} {:>8.3}  {}", r.kind, r.metric, r.a, r.b, signed(&r.diff));
         }
+        out.push('\n');
     }
     for config in &report.configs {
         let Some(rows) = report.summary.get(&config.name) else { continue };
-        if report.comparison.is_some() || report.configs.len() > 1 {
+        if report.configs.len() > 1 {
             let _ = writeln!(out, "\n[{}]", config.name);
         }
         let _ = write!(out, "{:<13} {:>4} {:>4}", "kind", "n", "skip");

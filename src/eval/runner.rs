@@ -1,6 +1,12 @@
 //! Running one sample through the server's code: a [`Document`] of the file without its
 //! target, `pipeline::complete` with the cross-file index (training files only: held-out files
 //! are never retrieved), or, for `no-shaping`, the same steps with the raw model output.
+//!
+//! Configurations that differ only in shaping share one generation: the model runs once
+//! without the early stop at the end of the block, and its raw output is shaped for one and cut
+//! for the other. Shaping the full output gives the same text as shaping the output stopped
+//! early, because the decode loop stops only once the kept part cannot grow
+//! (`postprocess::block_done`; tested there and in `eval::tests`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -10,10 +16,10 @@ use serde::Serialize;
 
 use super::metrics::{self, Scores};
 use super::Variant;
-use crate::context::{self, Decision, Mode};
+use crate::context::{self, CompletionContext, Decision, Mode};
 use crate::corpus::{Corpus, Sample};
 use crate::crossfile::{CrossFile, CrossFileLimits};
-use crate::engine::{load_backend, Engine, Generated, StopReason};
+use crate::engine::{load_backend, Engine, Generated, Loader, StopReason};
 use crate::pipeline::{self, Outcome};
 use crate::session::{ByteOffset, Document, DocumentLimits};
 
@@ -39,6 +45,22 @@ impl Prediction {
     fn record(&mut self, g: &Generated) {
         (self.stop, self.prompt_tokens, self.reused_tokens, self.new_tokens) = (Some(g.stop), g.prompt_tokens, g.reused_tokens, g.new_tokens);
     }
+
+    fn from_outcome(sample: &Sample, outcome: Result<Outcome>, ms: f64) -> Prediction {
+        let mut p = Prediction { text: String::new(), skipped: None, error: None, ms, stop: None, prompt_tokens: 0, reused_tokens: 0, new_tokens: 0, scores: metrics::score(sample, "") };
+        match outcome {
+            Ok(Outcome::Completed { text, generated }) => {
+                p.text = text;
+                p.record(&generated);
+            }
+            Ok(Outcome::Empty(generated)) => p.record(&generated),
+            Ok(Outcome::TypedThrough { text }) => p.text = text,
+            Ok(Outcome::Skipped(reason)) => p.skipped = Some(format!("{reason:?}")),
+            Err(e) => p.error = Some(format!("{e:#}")),
+        }
+        p.scores = metrics::score(sample, &p.text);
+        p
+    }
 }
 
 /// The model, the workspace index and a small async runtime for the server's `complete`.
@@ -52,6 +74,11 @@ pub struct Runner {
 impl Runner {
     /// Loads `model` and indexes the repository like the server does, minus the held-out files.
     pub fn new(model: &Path, corpus: &Corpus, settings: &crate::config::Settings) -> Result<Runner> {
+        Runner::with_loader(model, corpus, settings, Box::new(load_backend))
+    }
+
+    /// [`Runner::new`] with another way to load the model (tests use scripted backends).
+    pub fn with_loader(model: &Path, corpus: &Corpus, settings: &crate::config::Settings, loader: Loader) -> Result<Runner> {
         let root = std::fs::canonicalize(&corpus.root).unwrap_or_else(|_| corpus.root.clone());
         let cross = CrossFile::new(CrossFileLimits::from_settings(settings));
         let job = cross.index_workspace(root.clone(), |_, _| {}).with_context(|| format!("cannot index {}", root.display()))?;
@@ -59,7 +86,7 @@ impl Runner {
         for path in corpus.heldout_paths() {
             cross.remove_file(&root.join(&path).to_string_lossy());
         }
-        let engine = Engine::spawn(Box::new(load_backend));
+        let engine = Engine::spawn(loader);
         engine.load_blocking(model.to_path_buf()).map_err(|e| anyhow::anyhow!("cannot load the model {}: {e}", model.display()))?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start an async runtime")?;
         Ok(Runner { engine, cross, runtime, root })
@@ -72,47 +99,68 @@ impl Runner {
 
     /// Runs `sample` through the server's code with `variant`'s settings.
     pub fn predict(&self, variant: &Variant, sample: &Sample) -> Prediction {
-        let started = Instant::now();
-        let mut p = Prediction { text: String::new(), skipped: None, error: None, ms: 0.0, stop: None, prompt_tokens: 0, reused_tokens: 0, new_tokens: 0, scores: metrics::score(sample, "") };
-        match self.outcome(variant, sample) {
-            Ok(Outcome::Completed { text, generated }) => {
-                p.text = text;
-                p.record(&generated);
-            }
-            Ok(Outcome::Empty(generated)) => p.record(&generated),
-            Ok(Outcome::TypedThrough { text }) => p.text = text,
-            Ok(Outcome::Skipped(reason)) => p.skipped = Some(format!("{reason:?}")),
-            Err(e) => p.error = Some(format!("{e:#}")),
-        }
-        p.ms = started.elapsed().as_secs_f64() * 1e3;
-        p.scores = metrics::score(sample, &p.text);
-        p
+        self.predict_shared(&[variant], sample).remove(0)
     }
 
-    fn outcome(&self, variant: &Variant, sample: &Sample) -> Result<Outcome> {
+    /// Runs `sample` once for `variants`, which must share the model and the settings (they may
+    /// differ in shaping); one prediction per variant, in order. A lone shaped variant takes
+    /// exactly the server's path.
+    pub fn predict_shared(&self, variants: &[&Variant], sample: &Sample) -> Vec<Prediction> {
+        let started = Instant::now();
+        let outcomes = match variants {
+            [] => Vec::new(),
+            [v] if v.shaping => vec![self.server_outcome(v, sample)],
+            _ => self.raw_outcomes(variants, sample),
+        };
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        outcomes.into_iter().map(|o| Prediction::from_outcome(sample, o, ms)).collect()
+    }
+
+    fn document(&self, sample: &Sample) -> Result<Document> {
         // The server knows documents by their absolute path; so does the index.
         let path = self.root.join(&sample.path).to_string_lossy().into_owned();
-        let doc = Document::open(&path, sample.language, &sample.document_text(), 0, &DocumentLimits::default())?;
-        let snapshot = doc.snapshot();
-        let offset = ByteOffset(sample.cursor());
-        let settings = &variant.settings;
-        if variant.shaping {
-            let run = pipeline::complete(&self.engine, &snapshot, offset, settings, None, Some(&self.cross));
-            return Ok(self.runtime.block_on(run)?);
-        }
-        let mut ctx = match context::gather(&snapshot, offset, settings) {
-            Decision::Skip(reason) => return Ok(Outcome::Skipped(reason)),
+        Ok(Document::open(&path, sample.language, &sample.document_text(), 0, &DocumentLimits::default())?)
+    }
+
+    fn server_outcome(&self, variant: &Variant, sample: &Sample) -> Result<Outcome> {
+        let snapshot = self.document(sample)?.snapshot();
+        let run = pipeline::complete(&self.engine, &snapshot, ByteOffset(sample.cursor()), &variant.settings, None, Some(&self.cross));
+        Ok(self.runtime.block_on(run)?)
+    }
+
+    /// One generation without the early stop, then each variant's view of it.
+    fn raw_outcomes(&self, variants: &[&Variant], sample: &Sample) -> Vec<Result<Outcome>> {
+        let all = |f: &dyn Fn() -> Result<Outcome>| variants.iter().map(|_| f()).collect();
+        let settings = &variants[0].settings;
+        let snapshot = match self.document(sample) {
+            Ok(doc) => doc.snapshot(),
+            Err(e) => return all(&|| Err(anyhow::anyhow!("{e:#}"))),
+        };
+        let mut ctx = match context::gather(&snapshot, ByteOffset(sample.cursor()), settings) {
+            Decision::Skip(reason) => return all(&|| Ok(Outcome::Skipped(reason.clone()))),
             Decision::Complete(ctx) => ctx,
         };
         pipeline::add_cross_file(&mut ctx, &snapshot, &self.cross, settings);
         let mut request = pipeline::request_for(&ctx, settings);
         request.stop_when = None;
-        let generated = self.engine.generate_blocking(request)?;
-        let raw = generated.text.replace('\r', "");
-        let text = match ctx.mode {
-            Mode::SingleLine => raw.split('\n').next().unwrap_or("").to_string(),
-            Mode::MultiLine => raw.trim_end().to_string(),
+        let generated = match self.engine.generate_blocking(request) {
+            Ok(g) => g,
+            Err(e) => return all(&|| Err(anyhow::anyhow!("{e}"))),
         };
-        Ok(if text.trim().is_empty() { Outcome::Empty(generated) } else { Outcome::Completed { text, generated } })
+        variants.iter().map(|v| Ok(if v.shaping { pipeline::finish(&ctx, generated.clone()) } else { unshaped(&ctx, generated.clone()) })).collect()
+    }
+}
+
+/// The raw model output, cut only at the first line break in single-line mode.
+fn unshaped(ctx: &CompletionContext, generated: Generated) -> Outcome {
+    let raw = generated.text.replace('\r', "");
+    let text = match ctx.mode {
+        Mode::SingleLine => raw.split('\n').next().unwrap_or("").to_string(),
+        Mode::MultiLine => raw.trim_end().to_string(),
+    };
+    if text.trim().is_empty() {
+        Outcome::Empty(generated)
+    } else {
+        Outcome::Completed { text, generated }
     }
 }

@@ -88,7 +88,7 @@ fn end_to_end_with_the_tiny_model_writes_table_json_and_png() {
     let dir = fixture_copy();
     let model = crate::engine::testing::tiny_model_path();
     let variants = ["default", "no-shaping"].map(|s| Variant::parse(s, &model, &tiny_settings()).unwrap()).to_vec();
-    let opts = EvalOptions { repo: dir.path().to_path_buf(), per_kind: 3, seed: 1, kinds: SpanKind::EVAL.to_vec(), variants, resamples: 200, progress: false };
+    let opts = EvalOptions { repo: dir.path().to_path_buf(), per_kind: 3, seed: 1, kinds: SpanKind::EVAL.to_vec(), variants, comparisons: vec![(0, 1)], resamples: 200, progress: false };
     let report = run(&opts).unwrap();
     assert_eq!(report.samples.len(), 15);
     assert!(report.samples.iter().all(|s| report.heldout_files.contains(&s.path)));
@@ -99,7 +99,8 @@ fn end_to_end_with_the_tiny_model_writes_table_json_and_png() {
     for needle in ["rest_of_line", "node", "block", "random_span", "empty", "overall", "B−A", "[default]", "[no-shaping]"] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
-    let cmp = report.comparison.as_ref().unwrap();
+    assert_eq!(report.comparisons.len(), 1);
+    let cmp = &report.comparisons[0];
     assert_eq!(cmp.rows.len(), 6 * 3);
 
     let out = tempfile::tempdir().unwrap();
@@ -121,12 +122,88 @@ fn two_models_are_compared_on_the_same_samples() {
     let model = crate::engine::testing::tiny_model_path();
     let spec = format!("model={}", other.display());
     let variants = ["default", spec.as_str()].map(|s| Variant::parse(s, &model, &tiny_settings()).unwrap()).to_vec();
-    let opts = EvalOptions { repo: dir.path().to_path_buf(), per_kind: 2, seed: 5, kinds: vec![SpanKind::RestOfLine, SpanKind::Node], variants, resamples: 100, progress: false };
+    let opts = EvalOptions { repo: dir.path().to_path_buf(), per_kind: 2, seed: 5, kinds: vec![SpanKind::RestOfLine, SpanKind::Node], variants, comparisons: vec![(0, 1)], resamples: 100, progress: false };
     let report = run(&opts).unwrap();
     assert_eq!(report.configs[1].model, other.display().to_string());
     assert!(report.samples.iter().all(|s| s.predictions.contains_key(&spec) && s.predictions.contains_key("default")));
-    let rows = &report.comparison.as_ref().unwrap().rows;
+    let rows = &report.comparisons[0].rows;
     assert_eq!(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["rest_of_line"; 3].into_iter().chain(["node"; 3]).chain(["overall"; 3]).collect::<Vec<_>>());
+}
+
+#[test]
+fn shaping_a_shared_generation_gives_what_the_server_gives() {
+    // `default` + `no-shaping` run the model once without the early stop; the shaped answers
+    // must equal the server path's (which stops early), and `no-crossfile` runs on its own.
+    let dir = fixture_copy();
+    let model = crate::engine::testing::tiny_model_path();
+    let settings = Settings { max_new_tokens: 24, ..tiny_settings() };
+    let variants: Vec<Variant> = ["default", "no-shaping", "no-crossfile"].iter().map(|s| Variant::parse(s, &model, &settings).unwrap()).collect();
+    let opts = EvalOptions { repo: dir.path().to_path_buf(), per_kind: 3, seed: 3, kinds: SpanKind::EVAL.to_vec(), variants: variants.clone(), comparisons: vec![(1, 0), (2, 0)], resamples: 100, progress: false };
+    let shared = run(&opts).unwrap();
+    assert_eq!(shared.configs[0].generation_shared_with, ["no-shaping"]);
+    assert!(shared.configs[2].generation_shared_with.is_empty());
+    assert_eq!(shared.comparisons.iter().map(|c| (c.a.as_str(), c.b.as_str())).collect::<Vec<_>>(), [("no-shaping", "default"), ("no-crossfile", "default")]);
+    let alone = run(&EvalOptions { variants: vec![variants[0].clone()], comparisons: vec![], ..opts.clone() }).unwrap();
+    assert_eq!(shared.samples.len(), alone.samples.len());
+    for (s, a) in shared.samples.iter().zip(&alone.samples) {
+        assert_eq!(s.id, a.id);
+        let (shaped, server) = (&s.predictions["default"], &a.predictions["default"]);
+        assert_eq!((&shaped.text, &shaped.skipped, &shaped.error), (&server.text, &server.skipped, &server.error), "sample {}", s.id);
+    }
+    let text = table(&shared);
+    assert!(text.contains("A = no-shaping, B = default") && text.contains("A = no-crossfile, B = default"), "{text}");
+}
+
+/// A model that answers and then keeps writing, like the real ones: a body, blank lines, the
+/// next function. One character per token; it honours single-line mode and the stop rule.
+struct Rambling;
+
+impl crate::engine::Backend for Rambling {
+    fn describe(&self) -> String {
+        "rambling model".into()
+    }
+
+    fn reset(&mut self) {}
+
+    fn generate(&mut self, req: &crate::engine::GenerateRequest, _cancel: &crate::engine::CancelToken) -> anyhow::Result<crate::engine::Generated> {
+        use crate::engine::StopReason;
+        let script = "value = compute(a, b)\n    check(value)\n    return value\n\n\ndef other(x):\n    return x\n}\nfn more() {}\n";
+        let (mut text, mut stop) = (String::new(), StopReason::MaxTokens);
+        for c in script.chars().take(req.max_new_tokens) {
+            text.push(c);
+            if req.single_line && c == '\n' {
+                stop = StopReason::EndOfLine;
+                break;
+            }
+            if req.stop_when.as_ref().is_some_and(|f| f(&text)) {
+                stop = StopReason::EndOfBlock;
+                break;
+            }
+        }
+        let new_tokens = text.chars().count();
+        Ok(crate::engine::Generated { text, stop, prompt_tokens: 1, reused_tokens: 0, new_tokens, prefill_ms: 0.0, decode_ms: 0.0, draft_tokens: 0, draft_accepted: 0 })
+    }
+}
+
+#[test]
+fn shaped_answers_from_a_shared_generation_equal_the_early_stopped_ones() {
+    let dir = fixture_copy();
+    let corpus = Corpus::load(dir.path()).unwrap();
+    let settings = Settings { max_new_tokens: 200, ..tiny_settings() };
+    let model = Path::new("rambling");
+    let runner = Runner::with_loader(model, &corpus, &settings, Box::new(|_: &Path| Ok(Box::new(Rambling) as Box<dyn crate::engine::Backend>))).unwrap();
+    let [shaped, raw] = ["default", "no-shaping"].map(|s| Variant::parse(s, model, &settings).unwrap());
+    let samples = held_out_samples(&corpus, &SpanKind::EVAL, 6, 11, &settings);
+    let (mut multi_line, mut cut) = (0, 0);
+    for sample in &samples {
+        let server = runner.predict(&shaped, sample);
+        let both = runner.predict_shared(&[&shaped, &raw], sample);
+        assert_eq!((&both[0].text, &both[0].skipped, &both[0].error), (&server.text, &server.skipped, &server.error), "{}", sample.id);
+        assert_eq!(both[1].skipped, server.skipped);
+        multi_line += usize::from(both[1].text.contains('\n'));
+        cut += usize::from(both[1].text != both[0].text);
+    }
+    assert!(multi_line > 0 && cut > 0, "shaping never applied: {multi_line} multi-line raw answers, {cut} cut");
 }
 
 #[test]

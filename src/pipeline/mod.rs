@@ -56,7 +56,8 @@ pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequ
     }
 }
 
-fn finish(ctx: &CompletionContext, generated: Generated) -> Outcome {
+/// Shapes the model's raw output for `ctx` (what the server shows).
+pub fn finish(ctx: &CompletionContext, generated: Generated) -> Outcome {
     match postprocess::shape(&generated.text, ctx) {
         Some(text) => Outcome::Completed { text, generated },
         None => Outcome::Empty(generated),

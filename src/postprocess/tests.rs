@@ -99,3 +99,28 @@ fn multi_line_completions_take_the_files_indentation() {
     assert_eq!(shape("if x > 0 {\n        return x\n    }\n", &c).as_deref(), Some("if x > 0 {\n\t\treturn x\n\t}"));
 }
 
+
+#[test]
+fn stopping_early_keeps_what_shaping_the_whole_output_keeps() {
+    // The decode loop stops at the first prefix where `block_done` holds; the evaluation shapes
+    // the whole output instead. Both must give the same text, for every possible stop point.
+    let cases = [
+        (Language::Python, "def add(a, b):\n    $0\n", "result = a + b\n    return result\n\n\ndef sub(a, b):\n    return a - b\n"),
+        (Language::Python, "def add(a, b):$0\n\nx = 1\n", "\n    return a + b\n\ndef sub(a, b):\n    pass\n"),
+        (Language::Python, "def f(x):\n    $0\n    return y\n", "y = x * 2\n    return y\n    z = 1\n"),
+        (Language::Python, "x = $0\n", "compute(1)\ny = 2\n"),
+        (Language::Rust, "fn f() {$0\n", "\n    let a = 1;\n    a\n}\nfn g() {}\n"),
+        (Language::Rust, "fn f() {\n    match x {$0\n    }\n}\n", "\n        1 => a,\n        _ => b,\n    }\n}\n"),
+        (Language::Go, "func f() int {\n\t$0\n}\n", "x := 1\n\treturn x\n}\n\nfunc g() {}\n"),
+        (Language::TypeScript, "function f(a: number) {\n  $0\n}\n", "const b = a + 1;\n  return b;\n}\n\nfunction g() {}\n"),
+    ];
+    for (language, marked, raw) in cases {
+        let c = ctx(language, marked);
+        let whole = shape(raw, &c);
+        let stops: Vec<usize> = raw.char_indices().map(|(i, _)| i).chain([raw.len()]).filter(|&i| block_done(&raw[..i], &c)).collect();
+        assert!(!stops.is_empty(), "{marked:?}: the loop never stops early on {raw:?}");
+        for i in stops {
+            assert_eq!(shape(&raw[..i], &c), whole, "{marked:?}: stopped after {:?}", &raw[..i]);
+        }
+    }
+}
