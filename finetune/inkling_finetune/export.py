@@ -86,8 +86,7 @@ def export(adapter_dir: str | Path, out: str | Path, base: str | Path | None = N
 
         path = Path(out) / "model.gguf"
         Path(out).mkdir(parents=True, exist_ok=True)
-        write_gguf(model, tokenizer, path, gguf_type)
-        log.info("wrote %s", path)
+        write_gguf(model, tokenizer, path, gguf_type)  # logs what it wrote
     folder = save_folder(model, tokenizer, out, dtype)
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     log.info("wrote %s (%s, %.1f MB of weights); point the server at it: inkling serve --model %s",
