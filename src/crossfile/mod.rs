@@ -278,6 +278,12 @@ impl CrossFile {
 
     /// The workspace folder's name, for the prompt's `<|repo_name|>` header (empty before
     /// [`CrossFile::index_workspace`]).
+    /// `path` as chunk headers show it: relative to the workspace root when it lies inside.
+    pub fn display_path(&self, path: &str) -> String {
+        let root = self.inner.root.read().unwrap_or_else(|p| p.into_inner()).clone();
+        rank::display_path(root.as_deref(), path)
+    }
+
     pub fn repo_name(&self) -> String {
         let root = self.inner.root.read().unwrap_or_else(|p| p.into_inner()).clone();
         root.as_deref().map(Path::new).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()

@@ -231,3 +231,10 @@ fn one_retrieval_per_language() {
         assert!(total_cost(chunks) <= 1_500);
     }
 }
+
+#[test]
+fn the_current_file_is_named_relative_to_the_workspace() {
+    let (dir, cross, _) = indexed_fixture();
+    assert_eq!(cross.display_path(&path_in(&dir, "billing/report.py")), "billing/report.py");
+    assert_eq!(cross.display_path("/elsewhere/x.py"), "/elsewhere/x.py");
+}

@@ -82,6 +82,7 @@ pub fn add_cross_file(ctx: &mut CompletionContext, snapshot: &Snapshot, cross: &
     ctx.text.chunks = cross.retrieve(&query).into_iter().filter(|c| !repeats_window(&c.text, &window)).collect();
     if !ctx.text.chunks.is_empty() {
         ctx.text.repo_name = cross.repo_name();
+        ctx.text.path = cross.display_path(&ctx.path);
     }
 }
 
@@ -134,7 +135,34 @@ pub fn complete_blocking(engine: &Engine, snapshot: &Snapshot, offset: ByteOffse
 
 #[cfg(test)]
 mod tests {
-    use super::repeats_window;
+    use super::{add_cross_file, repeats_window};
+    use crate::config::Settings;
+    use crate::context::{gather, Decision};
+    use crate::crossfile::{CrossFile, CrossFileLimits};
+    use crate::session::{ByteOffset, Document, DocumentLimits};
+    use crate::syntax::Language;
+
+    #[test]
+    fn repo_context_names_the_current_file_after_the_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("billing")).unwrap();
+        std::fs::write(dir.path().join("billing/tax.py"), "def compute_tax(amount, rate):\n    return amount * rate\n").unwrap();
+        let settings = Settings::default();
+        let cross = CrossFile::new(CrossFileLimits::from_settings(&settings));
+        cross.index_workspace(dir.path(), |_, _| {}).unwrap().join();
+        let path = dir.path().join("billing/report.py").to_string_lossy().into_owned();
+        let text = "from billing.tax import compute_tax\n\ndef report(total):\n    return compute_tax(";
+        let doc = Document::open(&path, Language::Python, text, 1, &DocumentLimits::default()).unwrap();
+        let snapshot = doc.snapshot();
+        let Decision::Complete(mut ctx) = gather(&snapshot, ByteOffset(text.len()), &settings) else { panic!("skipped") };
+        add_cross_file(&mut ctx, &snapshot, &cross, &settings);
+        assert_eq!(ctx.text.chunks.first().map(|c| c.path.as_str()), Some("billing/tax.py"), "{:?}", ctx.text.chunks);
+        assert_eq!(ctx.text.path, "billing/report.py");
+        // No other files, no header: the plain FIM prompt.
+        let Decision::Complete(mut plain) = gather(&snapshot, ByteOffset(text.len()), &settings) else { panic!("skipped") };
+        add_cross_file(&mut plain, &snapshot, &cross, &Settings { cross_file_context: false, ..settings });
+        assert!(plain.text.chunks.is_empty() && plain.text.path.is_empty());
+    }
 
     #[test]
     fn chunks_that_only_repeat_the_window_are_dropped() {

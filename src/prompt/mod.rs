@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! [<|repo_name|>name <|file_sep|>path\ncode ...]            other files, oldest-stable first
+//! [<|file_sep|>this file's path\n]                          only after other files
 //! <|fim_prefix|>[lines before the cursor line]
 //! <|fim_suffix|>[rest of the cursor line + lines after]
 //! <|fim_middle|>[cursor line up to the cursor]              ← the model continues from here
@@ -36,6 +37,10 @@ pub struct PromptText {
     pub repo_name: String,
     /// Other files, in the order they are laid out (most stable first).
     pub chunks: Vec<ContextChunk>,
+    /// This file's path as the chunk headers show paths. After other files, Qwen's repo-level
+    /// format names the file being completed (`<|file_sep|>path`) before its FIM part; without
+    /// that header the model reads the FIM part as the end of the last chunk's file.
+    pub path: String,
     /// Whole lines before the cursor line (each ending in a line break).
     pub prefix: String,
     /// The rest of the cursor line after the cursor, and the lines after it.
@@ -149,6 +154,10 @@ pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, 
             }
             used += ids.len();
             ctx.extend(ids);
+        }
+        if !text.path.is_empty() {
+            ctx.push(special.file_sep);
+            ctx.extend(encode(tokenizer, &format!("{}\n", text.path))?);
         }
         tokens.extend(ctx);
     }

@@ -12,6 +12,7 @@ fn text() -> PromptText {
     PromptText {
         repo_name: String::new(),
         chunks: Vec::new(),
+        path: String::new(),
         prefix: "def add(a, b):\n".into(),
         suffix: "\n\nprint(add(1, 2))\n".into(),
         line_head: "    return ".into(),
@@ -90,9 +91,10 @@ fn repo_context_comes_first_in_qwen_format() {
     let mut t = text();
     t.repo_name = "demo".into();
     t.chunks = vec![ContextChunk { path: "util.py".into(), text: "def sub(a, b):\n    return a - b\n".into() }];
+    t.path = "app/main.py".into();
     let p = build(&tok, &special, &t, WIDE).unwrap();
     let decoded = tok.decode(&p.tokens, false).unwrap();
-    assert!(decoded.starts_with("<|repo_name|>demo\n<|file_sep|>util.py\ndef sub(a, b):"), "{decoded}");
+    assert!(decoded.starts_with("<|repo_name|>demo\n<|file_sep|>util.py\ndef sub(a, b):\n    return a - b\n<|file_sep|>app/main.py\n<|fim_prefix|>"), "{decoded}");
     assert_eq!(p.tokens[p.context_len], special.fim_prefix);
 }
 
