@@ -8,9 +8,9 @@ with `inkling_finetune.model.load_tokenizer(...).save_pretrained(DIR)`).
     python3 benches/gpu/finetune_speed.py --tokenizer TOK_DIR --data DATASET_DIR --out OUT_DIR \
         [--models 0.5b,1.5b,3b] [--steps 60] [--batch 8] [--seq 512]
 
-Prints one line per model: optimizer steps/s, training tokens/s (prompt + completion tokens fed
-to the model), the peak GPU memory, and the time to load and start. Losses are meaningless here
-(random weights) and are not reported.
+Prints a RESULT line per model, then a table: steps, training tokens (prompt + completion tokens
+fed to the model), training seconds (the held-out evaluation included), tokens/s and peak GPU
+memory. Losses are meaningless here (random weights) and are not reported.
 """
 
 from __future__ import annotations

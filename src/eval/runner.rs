@@ -47,18 +47,20 @@ impl Prediction {
     }
 
     fn from_outcome(sample: &Sample, outcome: Result<Outcome>, ms: f64) -> Prediction {
-        let mut p = Prediction { text: String::new(), skipped: None, error: None, ms, stop: None, prompt_tokens: 0, reused_tokens: 0, new_tokens: 0, scores: metrics::score(sample, "") };
+        let (mut text, mut skipped, mut error, mut generated) = (String::new(), None, None, None);
         match outcome {
-            Ok(Outcome::Completed { text, generated }) => {
-                p.text = text;
-                p.record(&generated);
-            }
-            Ok(Outcome::Empty(generated)) => p.record(&generated),
-            Ok(Outcome::TypedThrough { text }) => p.text = text,
-            Ok(Outcome::Skipped(reason)) => p.skipped = Some(format!("{reason:?}")),
-            Err(e) => p.error = Some(format!("{e:#}")),
+            Ok(Outcome::Completed { text: t, generated: g }) => (text, generated) = (t, Some(g)),
+            Ok(Outcome::Empty(g)) => generated = Some(g),
+            Ok(Outcome::TypedThrough { text: t }) => text = t,
+            Ok(Outcome::Skipped(reason)) => skipped = Some(format!("{reason:?}")),
+            Err(e) => error = Some(format!("{e:#}")),
         }
-        p.scores = metrics::score(sample, &p.text);
+        // Scored once: the parse-validity check re-parses the file.
+        let scores = metrics::score(sample, &text);
+        let mut p = Prediction { text, skipped, error, ms, stop: None, prompt_tokens: 0, reused_tokens: 0, new_tokens: 0, scores };
+        if let Some(g) = &generated {
+            p.record(g);
+        }
         p
     }
 }
