@@ -99,8 +99,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configurations to run (each once, in order of first mention) and the pairs to compare.
-fn plan(config: &str, compare: &[String]) -> Result<(Vec<String>, Vec<(usize, usize)>)> {
+/// Configuration names, each once in order of first mention, and pairs of indices into them.
+type Plan = (Vec<String>, Vec<(usize, usize)>);
+
+/// The configurations to run and the pairs to compare.
+fn plan(config: &str, compare: &[String]) -> Result<Plan> {
     if compare.is_empty() {
         return Ok((vec![config.to_string()], Vec::new()));
     }

@@ -139,7 +139,7 @@ impl Runner {
             Err(e) => return all(&|| Err(anyhow::anyhow!("{e:#}"))),
         };
         let mut ctx = match context::gather(&snapshot, ByteOffset(sample.cursor()), settings) {
-            Decision::Skip(reason) => return all(&|| Ok(Outcome::Skipped(reason.clone()))),
+            Decision::Skip(reason) => return all(&|| Ok(Outcome::Skipped(reason))),
             Decision::Complete(ctx) => ctx,
         };
         pipeline::add_cross_file(&mut ctx, &snapshot, &self.cross, settings);
