@@ -167,18 +167,42 @@ pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, 
     tokens.push(special.fim_suffix);
     tokens.extend(fit_suffix(tokenizer, &text.suffix, budget.max_suffix_tokens)?);
     tokens.push(special.fim_middle);
-    let mut head = encode(tokenizer, &text.line_head)?;
-    let mut heal = String::new();
-    if let Some(&last) = head.last() {
-        let piece = tokenizer.decode(&[last], false).map_err(anyhow::Error::msg)?;
-        // Only heal whole characters that end the line head.
-        if !piece.is_empty() && !piece.contains('\u{FFFD}') && text.line_head.ends_with(&piece) {
-            head.pop();
-            heal = piece;
-        }
-    }
+    let (head, heal) = split_line_head(tokenizer, &text.line_head)?;
     tokens.extend(head);
     Ok(Prompt { tokens, context_len, heal })
+}
+
+/// Splits the line head into the tokens the prompt ends with and the text the model spells
+/// first (token healing): the model is given the line head as the tokenizer cuts it when code
+/// follows, minus the last token, which it writes itself (constrained to match).
+///
+/// The cut with code following matters for indentation: alone, eight spaces are one token that
+/// is almost never followed by code, and the model then keeps writing whitespace; followed by
+/// code they are seven spaces and a space glued to the first word. So the line head is encoded
+/// with a probe letter after it, and only the tokens that lie wholly inside the line head count.
+fn split_line_head(tokenizer: &Tokenizer, line_head: &str) -> Result<(Vec<u32>, String)> {
+    if line_head.is_empty() {
+        return Ok((Vec::new(), String::new()));
+    }
+    let probed = encode(tokenizer, &format!("{line_head}x"))?;
+    let mut head = Vec::new();
+    let mut covered = 0usize;
+    for &id in &probed {
+        let piece = tokenizer.decode(&[id], false).map_err(anyhow::Error::msg)?;
+        // Only whole characters that continue the line head.
+        if piece.is_empty() || piece.contains('\u{FFFD}') || !line_head[covered..].starts_with(&piece) {
+            break;
+        }
+        head.push(id);
+        covered += piece.len();
+    }
+    if covered == line_head.len() {
+        // The probe is a token of its own: leave the line head's last token to the model.
+        if let Some(last) = head.pop() {
+            covered -= tokenizer.decode(&[last], false).map_err(anyhow::Error::msg)?.len();
+        }
+    }
+    Ok((head, line_head[covered..].to_string()))
 }
 
 #[cfg(test)]

@@ -67,6 +67,38 @@ fn the_last_token_of_the_line_head_is_left_to_the_model() {
 }
 
 #[test]
+fn indentation_is_cut_as_when_code_follows_it() {
+    let tok = tiny_tokenizer();
+    let special = SpecialTokens::from_tokenizer(&tok).unwrap();
+    let ids = |s: &str| tok.encode_fast(s, false).unwrap().get_ids().to_vec();
+    let mut t = text();
+    t.line_head = "        ".into();
+    let p = build(&tok, &special, &t, WIDE).unwrap();
+    // With code after them, the spaces are cut differently (the last one is glued to the
+    // word): the prompt ends with the tokens wholly inside the indentation, and the model spells
+    // the rest, starting with its first token.
+    let with_code = ids("        if");
+    let mut inside = with_code.iter().take_while(|&&id| tok.decode(&[id], false).unwrap().trim().is_empty()).count();
+    if tok.decode(&with_code[..inside], false).unwrap() == "        " {
+        inside -= 1; // the word is a token of its own: the last space token is left to the model
+    }
+    let middle = p.tokens.iter().rposition(|&id| id == special.fim_middle).unwrap();
+    assert_eq!(p.tokens[middle + 1..], with_code[..inside]);
+    assert_eq!(p.heal, tok.decode(&with_code[inside..], false).unwrap().strip_suffix("if").unwrap());
+    assert_ne!(ids("        ")[..], with_code[..inside], "the test needs a tokenizer that cuts spaces by what follows");
+    assert_eq!(format!("{}{}", tok.decode(&p.tokens, false).unwrap(), p.heal), render(&tok, &special, &t, WIDE).unwrap());
+    // Whatever the line head, shown tokens + healed text spell it.
+    for head in ["    x = fo", "foo(", "\t\t", " ", "    return ", "é😀 ab", "x  "] {
+        t.line_head = head.into();
+        let p = build(&tok, &special, &t, WIDE).unwrap();
+        let middle = p.tokens.iter().rposition(|&id| id == special.fim_middle).unwrap();
+        let shown = tok.decode(&p.tokens[middle + 1..], false).unwrap();
+        assert_eq!(format!("{shown}{}", p.heal), head, "{head:?}");
+        assert!(!p.heal.is_empty(), "{head:?}");
+    }
+}
+
+#[test]
 fn budgets_drop_whole_lines_from_the_far_ends() {
     let tok = tiny_tokenizer();
     let special = SpecialTokens::from_tokenizer(&tok).unwrap();
