@@ -1,8 +1,9 @@
 //! Compact snippets of definitions, shown to the model instead of whole files:
 //!
 //! * [`head`]: leading doc comments/attributes (≤ 6 lines), then the definition's first
-//!   [`HEAD_LINES`] lines, then `// ...` when cut. A method is wrapped in its container's first
-//!   line (`impl Invoice {` … `}`), so the model sees how it is called.
+//!   [`HEAD_LINES`] lines, cut after a whole statement of its body and marked `// ...` (`...`
+//!   in Python). A method is wrapped in its container's header (`impl Invoice {` … `}`), so
+//!   the model sees how it is called. Headers written over several lines are kept whole.
 //! * [`outline`]: for classes, traits, interfaces and `impl` blocks: the header, each member's
 //!   signature (`fn area(&self) -> f64 { ... }`, `def total(self): ...`), short fields whole,
 //!   and the closing line; at most [`OUTLINE_LINES`] lines.
@@ -17,6 +18,8 @@ use crate::syntax::Language;
 pub const HEAD_LINES: usize = 12;
 /// Most lines of an [`outline`].
 pub const OUTLINE_LINES: usize = 40;
+/// Most lines of a definition's header kept.
+const HEADER_LINES: usize = 8;
 /// Longest line kept, in bytes.
 const MAX_LINE: usize = 200;
 /// Most lines of leading comments and attributes kept.
@@ -59,8 +62,22 @@ impl<'s> Source<'s> {
         self.language != Language::Python
     }
 
+    /// The line that marks cut code: `...` in Python (a statement, so the snippet still
+    /// parses), a `// ...` comment elsewhere.
     fn ellipsis(&self, indent: &str) -> String {
+        if self.language == Language::Python {
+            return format!("{indent}...");
+        }
         format!("{indent}{} ...", self.language.line_comment().unwrap_or("//"))
+    }
+
+    /// The last row of `node`'s header: up to the `{` (or the `:` in Python) that opens its
+    /// body, so a header written over several lines is kept whole.
+    fn header_end(&self, node: Node<'_>) -> usize {
+        let start = node.start_position().row;
+        let Some(body) = node.child_by_field_name("body") else { return start };
+        let row = if self.braces() { body.start_position().row } else { body.prev_sibling().map_or(start, |n| n.end_position().row) };
+        row.max(start).min(start + HEADER_LINES - 1)
     }
 }
 
@@ -100,37 +117,51 @@ pub(crate) fn first_line(src: &Source<'_>, range: Node<'_>) -> String {
     out
 }
 
-/// Doc lines, then the first [`HEAD_LINES`] lines of `range`; wrapped in `container`'s first
-/// line when given.
-pub(crate) fn head(src: &Source<'_>, _node: Node<'_>, range: Node<'_>, container: Option<Node<'_>>) -> String {
+/// Doc lines, then the first [`HEAD_LINES`] lines of `range`, cut after a whole statement of
+/// its body; wrapped in `container`'s header when given.
+pub(crate) fn head(src: &Source<'_>, node: Node<'_>, range: Node<'_>, container: Option<Node<'_>>) -> String {
     let mut out = String::new();
-    let container_line = container.map(|c| src.line(c.start_position().row));
-    if let Some(line) = container_line {
-        push_line(&mut out, line);
+    if let Some(c) = container {
+        for row in c.start_position().row..=src.header_end(c) {
+            push_line(&mut out, src.line(row));
+        }
     }
     let start = range.start_position().row;
     let end = super::defs::last_row(range);
     for row in doc_start(range)..start {
         push_line(&mut out, src.line(row));
     }
-    let last = end.min(start + HEAD_LINES - 1);
+    let limit = start + HEAD_LINES - 1;
+    let last = if end <= limit { end } else { statement_cut(src, node, limit) };
     for row in start..=last {
         push_line(&mut out, src.line(row));
     }
     if last < end {
-        let indent = indent_of(src.line(last)).to_owned();
-        let indent = if indent.is_empty() { "    ".to_owned() } else { indent };
+        let body_indent = node.child_by_field_name("body").and_then(|b| b.named_child(0)).map(|s| indent_of(src.line(s.start_position().row)).to_owned());
+        let indent = body_indent.filter(|i| !i.is_empty()).unwrap_or_else(|| format!("{}    ", indent_of(src.line(start))));
         out.push_str(&src.ellipsis(&indent));
         out.push('\n');
         if src.braces() {
             push_line(&mut out, src.line(end));
         }
     }
-    if let (Some(line), true) = (container_line, src.braces()) {
-        out.push_str(indent_of(line));
+    if let (Some(c), true) = (container, src.braces()) {
+        out.push_str(indent_of(src.line(c.start_position().row)));
         out.push_str("}\n");
     }
     out
+}
+
+/// The last row to keep of a definition longer than `limit` rows: the end of the last
+/// statement of its body that ends by `limit`, else the end of its header. Cutting between
+/// statements keeps the snippet code that parses (an open bracket or a half-written `if` would
+/// teach the model to leave its own code unfinished).
+fn statement_cut(src: &Source<'_>, node: Node<'_>, limit: usize) -> usize {
+    let header = src.header_end(node).min(limit);
+    let Some(body) = node.child_by_field_name("body") else { return limit };
+    let mut cursor = body.walk();
+    let last = body.named_children(&mut cursor).map(super::defs::last_row).take_while(|&row| row <= limit).last();
+    last.unwrap_or(header).max(header)
 }
 
 /// Header, member signatures and closing line of a class-like definition.
@@ -140,7 +171,7 @@ pub(crate) fn outline(src: &Source<'_>, node: Node<'_>, range: Node<'_>) -> Stri
     };
     let mut out = String::new();
     let start = range.start_position().row;
-    let header_end = if src.braces() { body.start_position().row } else { node.start_position().row };
+    let header_end = src.header_end(node);
     for row in doc_start(range)..=header_end.max(start) {
         push_line(&mut out, src.line(row));
     }

@@ -192,3 +192,51 @@ fn odd_input_does_not_panic() {
     let report = cross.index_workspace("/definitely/not/here", |_, _| {}).expect("thread").join();
     assert_eq!(report.found, 0);
 }
+
+/// Parses `code` and says whether tree-sitter finds ERROR or MISSING nodes in it.
+fn parses_clean(language: Language, code: &str) -> bool {
+    let mut parser = crate::syntax::Parser::new(language).expect("parser");
+    let tree = parser.parse(&ropey::Rope::from_str(code), None).expect("tree");
+    !crate::syntax::has_error(&tree)
+}
+
+#[test]
+fn long_definitions_are_cut_between_statements_and_keep_whole_headers() {
+    let cross = CrossFile::new(CrossFileLimits::default());
+    let py = "/ws/streams.py";
+    let body: String = (0..6).map(|i| format!("        self.step{i}()\n")).collect();
+    let text = format!(
+        "class StreamProtocol(FlowControl,\n                     Protocol):\n    def connection_made(self, transport):\n        self._transport = transport\n{body}        if transport is not None:\n            self.log(\n                'made',\n                'now',\n                transport)\n        return None\n"
+    );
+    cross.update_file(py, text.as_str());
+    let defs = cross.definitions_of(py);
+    let made = defs.iter().find(|d| d.name == "connection_made").map(|d| d.snippet.as_str()).unwrap_or("");
+    // The 12-line head would end inside `self.log(`: it ends after the statement before the
+    // `if` instead, and the class header is whole.
+    expect_test::expect![[r#"
+        class StreamProtocol(FlowControl,
+                             Protocol):
+            def connection_made(self, transport):
+                self._transport = transport
+                self.step0()
+                self.step1()
+                self.step2()
+                self.step3()
+                self.step4()
+                self.step5()
+                ...
+    "#]]
+    .assert_eq(made);
+    let outline = defs.iter().find(|d| d.name == "StreamProtocol").map(|d| d.snippet.as_str()).unwrap_or("");
+    assert!(outline.starts_with("class StreamProtocol(FlowControl,\n                     Protocol):\n"), "{outline}");
+    for def in &defs {
+        assert!(parses_clean(Language::Python, &def.snippet), "{}:\n{}", def.name, def.snippet);
+    }
+
+    let rs = "/ws/lib.rs";
+    let lines: String = (0..14).map(|i| format!("    let v{i} = {i};\n")).collect();
+    cross.update_file(rs, format!("pub fn long_one(\n    a: u32,\n) -> u32 {{\n{lines}    a\n}}\n").as_str());
+    let long = cross.definitions_of(rs).into_iter().find(|d| d.name == "long_one").map(|d| d.snippet).unwrap_or_default();
+    assert!(long.ends_with("    let v8 = 8;\n    // ...\n}\n"), "{long}");
+    assert!(parses_clean(Language::Rust, &long), "{long}");
+}
