@@ -112,7 +112,7 @@ pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> D
     let indent: String = line.head.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
     let indent_style = indent_style(&format!("{prefix}{}{suffix}", line.head));
     Decision::Complete(CompletionContext {
-        text: PromptText { repo_name: String::new(), chunks: Vec::new(), path: String::new(), prefix, suffix, line_head: line.head },
+        text: PromptText { prefix, suffix, line_head: line.head, ..PromptText::default() },
         mode,
         language: snapshot.language,
         path: snapshot.path.to_string(),

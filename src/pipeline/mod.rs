@@ -81,8 +81,13 @@ pub fn add_cross_file(ctx: &mut CompletionContext, snapshot: &Snapshot, cross: &
     let window = format!("{before}{}", ctx.text.suffix);
     ctx.text.chunks = cross.retrieve(&query).into_iter().filter(|c| !repeats_window(&c.text, &window)).collect();
     if !ctx.text.chunks.is_empty() {
-        ctx.text.repo_name = cross.repo_name();
-        ctx.text.path = cross.display_path(&ctx.path);
+        match ctx.language.line_comment() {
+            Some(marker) => ctx.text.comment = marker.to_owned(),
+            None => {
+                ctx.text.repo_name = cross.repo_name();
+                ctx.text.path = cross.display_path(&ctx.path);
+            }
+        }
     }
 }
 
@@ -143,7 +148,7 @@ mod tests {
     use crate::syntax::Language;
 
     #[test]
-    fn repo_context_names_the_current_file_after_the_other_files() {
+    fn other_files_are_shown_as_comments_of_the_current_language() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("billing")).unwrap();
         std::fs::write(dir.path().join("billing/tax.py"), "def compute_tax(amount, rate):\n    return amount * rate\n").unwrap();
@@ -157,11 +162,11 @@ mod tests {
         let Decision::Complete(mut ctx) = gather(&snapshot, ByteOffset(text.len()), &settings) else { panic!("skipped") };
         add_cross_file(&mut ctx, &snapshot, &cross, &settings);
         assert_eq!(ctx.text.chunks.first().map(|c| c.path.as_str()), Some("billing/tax.py"), "{:?}", ctx.text.chunks);
-        assert_eq!(ctx.text.path, "billing/report.py");
-        // No other files, no header: the plain FIM prompt.
+        assert_eq!(ctx.text.comment, "#");
+        // No other files: the plain FIM prompt.
         let Decision::Complete(mut plain) = gather(&snapshot, ByteOffset(text.len()), &settings) else { panic!("skipped") };
         add_cross_file(&mut plain, &snapshot, &cross, &Settings { cross_file_context: false, ..settings });
-        assert!(plain.text.chunks.is_empty() && plain.text.path.is_empty());
+        assert!(plain.text.chunks.is_empty() && plain.text.comment.is_empty());
     }
 
     #[test]

@@ -10,12 +10,10 @@ fn tiny_tokenizer() -> Tokenizer {
 
 fn text() -> PromptText {
     PromptText {
-        repo_name: String::new(),
-        chunks: Vec::new(),
-        path: String::new(),
         prefix: "def add(a, b):\n".into(),
         suffix: "\n\nprint(add(1, 2))\n".into(),
         line_head: "    return ".into(),
+        ..PromptText::default()
     }
 }
 
@@ -128,6 +126,40 @@ fn repo_context_comes_first_in_qwen_format() {
     let decoded = tok.decode(&p.tokens, false).unwrap();
     assert!(decoded.starts_with("<|repo_name|>demo\n<|file_sep|>util.py\ndef sub(a, b):\n    return a - b\n<|file_sep|>app/main.py\n<|fim_prefix|>"), "{decoded}");
     assert_eq!(p.tokens[p.context_len], special.fim_prefix);
+}
+
+#[test]
+fn other_files_as_comments_open_the_prefix() {
+    let tok = tiny_tokenizer();
+    let special = SpecialTokens::from_tokenizer(&tok).unwrap();
+    let mut t = text();
+    t.comment = "#".into();
+    t.chunks = vec![
+        ContextChunk { path: "util.py".into(), text: "def sub(a, b):\n\n    return a - b\n".into() },
+        ContextChunk { path: "app/money.py".into(), text: "CENTS = 100\n".into() },
+    ];
+    let p = build(&tok, &special, &t, WIDE).unwrap();
+    expect_test::expect![[r#"
+        <|fim_prefix|># Path: util.py
+        # def sub(a, b):
+        #
+        #     return a - b
+        # Path: app/money.py
+        # CENTS = 100
+        def add(a, b):
+        <|fim_suffix|>
+
+        print(add(1, 2))
+        <|fim_middle|>    return "#]]
+    .assert_eq(&render(&tok, &special, &t, WIDE).unwrap());
+    // The context ends where this file's prefix starts: typing never changes those tokens.
+    let context = tok.decode(&p.tokens[..p.context_len], false).unwrap();
+    assert!(context.ends_with("# CENTS = 100\n"), "{context}");
+    // A chunk that does not fit is left out whole; the next one may still fit.
+    let one = tok.encode_fast("# Path: app/money.py\n# CENTS = 100\n", false).unwrap().get_ids().len();
+    let small = Budget { max_context_tokens: one, ..WIDE };
+    let decoded = render(&tok, &special, &t, small).unwrap();
+    assert!(decoded.starts_with("<|fim_prefix|># Path: app/money.py\n# CENTS = 100\ndef add"), "{decoded}");
 }
 
 #[test]
