@@ -1,5 +1,5 @@
 //! Cross-file context: code from *other* files that the model should see before the FIM prompt
-//! (the `<|repo_name|>` / `<|file_sep|>` chunks of [`PromptText`](crate::prompt::PromptText)).
+//! (laid out by [`prompt`](crate::prompt) as comments at the top of the prefix, or in Qwen's repo-level format).
 //!
 //! A [`CrossFile`] handle (cheap to clone, `Send + Sync`) holds:
 //!

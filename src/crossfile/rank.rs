@@ -68,8 +68,8 @@ pub struct ScoredChunk {
     pub start_line: usize,
 }
 
-/// The bytes a chunk takes in the prompt: `path`, a line break, `text` (the `<|file_sep|>`
-/// token is not counted). `budget_bytes` is compared with the sum of these.
+/// The bytes a chunk takes in the prompt: `path`, a line break, `text` (the comment markers or
+/// `<|file_sep|>` token are not counted). `budget_bytes` is compared with the sum of these.
 pub fn chunk_cost(chunk: &ContextChunk) -> usize {
     chunk.path.len() + 1 + chunk.text.len()
 }
