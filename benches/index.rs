@@ -116,6 +116,7 @@ fn main() {
     println!("files indexed    {} (skipped {})", report.indexed, report.skipped);
     println!("definitions      {}", stats.definitions);
     println!("index bytes      {:.1} MiB of {max_mb} MiB (truncated: {}, memory cap hit: {})", stats.bytes as f64 / (1024.0 * 1024.0), stats.truncated, report.memory_cap_hit);
+    println!("window bytes     {:.1} MiB of {} MiB (file text and similar-code windows)", stats.window_bytes as f64 / (1024.0 * 1024.0), limits.max_window_bytes / (1024 * 1024));
     println!("wall time        {:.2} s ({:.0} files/s)", wall.as_secs_f64(), report.indexed as f64 / wall.as_secs_f64());
     println!("peak RSS         {:.1} MiB (before indexing {:.1} MiB)", peak_rss_kib() as f64 / 1024.0, rss_before as f64 / 1024.0);
     println!(

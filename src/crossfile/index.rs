@@ -5,11 +5,15 @@
 //! in (parsing happens before, without the lock), so lookups never wait for a parse. Size is
 //! bounded by file count and by the bytes of the kept snippets; an insert that would pass
 //! either limit is refused and marks the index `truncated`.
+//!
+//! Files also keep their text and similar-code windows ([`FileWindows`]) while those fit a
+//! separate byte cap; past it, files are indexed with definitions only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::defs::Definition;
+use super::similar::{FileWindows, WindowsOfFile};
 use super::IndexStats;
 use crate::syntax::Language;
 
@@ -46,8 +50,11 @@ struct FileEntry {
     language: Language,
     defs: Vec<Definition>,
     bytes: usize,
+    windows: Option<Arc<FileWindows>>,
     origin: Origin,
 }
+
+
 
 #[derive(Default)]
 struct Inner {
@@ -55,6 +62,7 @@ struct Inner {
     names: BTreeMap<String, Vec<Arc<str>>>,
     modules: HashMap<String, Vec<Arc<str>>>,
     bytes: usize,
+    window_bytes: usize,
     definitions: usize,
     truncated: bool,
 }
@@ -63,6 +71,7 @@ pub(crate) struct Index {
     inner: RwLock<Inner>,
     max_files: usize,
     max_bytes: usize,
+    max_window_bytes: usize,
 }
 
 /// The lowercase names a file answers to as a module: its stem and its folder's name.
@@ -78,8 +87,8 @@ pub(crate) fn module_keys(path: &str) -> Vec<String> {
 }
 
 impl Index {
-    pub(crate) fn new(max_files: usize, max_bytes: usize) -> Index {
-        Index { inner: RwLock::new(Inner::default()), max_files, max_bytes }
+    pub(crate) fn new(max_files: usize, max_bytes: usize, max_window_bytes: usize) -> Index {
+        Index { inner: RwLock::new(Inner::default()), max_files, max_bytes, max_window_bytes }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
@@ -90,8 +99,9 @@ impl Index {
         self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Replaces `path`'s definitions (an empty list still records the file as indexed).
-    pub(crate) fn insert(&self, path: &str, language: Language, defs: Vec<Definition>, origin: Origin) -> Insert {
+    /// Replaces `path`'s definitions (an empty list still records the file as indexed) and
+    /// windows (dropped when they do not fit their cap).
+    pub(crate) fn insert(&self, path: &str, language: Language, defs: Vec<Definition>, windows: Option<FileWindows>, origin: Origin) -> Insert {
         let bytes = path.len() + defs.iter().map(|d| d.name.len() + d.snippet.len() + DEF_OVERHEAD).sum::<usize>();
         let mut inner = self.write();
         let old = inner.files.get(path).map(|e| (e.origin, e.bytes));
@@ -112,6 +122,8 @@ impl Index {
             None => Arc::from(path),
         };
         inner.remove_entry(&key);
+        let windows = windows.filter(|w| inner.window_bytes + w.bytes() <= self.max_window_bytes).map(Arc::new);
+        inner.window_bytes += windows.as_ref().map_or(0, |w| w.bytes());
         for def in &defs {
             let paths = inner.names.entry(def.name.clone()).or_default();
             if paths.last() != Some(&key) {
@@ -123,7 +135,7 @@ impl Index {
         }
         inner.bytes += bytes;
         inner.definitions += defs.len();
-        inner.files.insert(key, FileEntry { language, defs, bytes, origin });
+        inner.files.insert(key, FileEntry { language, defs, bytes, windows, origin });
         Insert::Done
     }
 
@@ -173,6 +185,33 @@ impl Index {
         self.read().files.get(path).map(|e| e.defs.clone()).unwrap_or_default()
     }
 
+    /// The windows of `paths` (those that have them), in that order, then of the other files
+    /// in `folder`, in path order; at most `limit` files.
+    pub(crate) fn windows(&self, paths: &[Arc<str>], folder: &str, limit: usize) -> Vec<WindowsOfFile> {
+        let inner = self.read();
+        let mut out: Vec<WindowsOfFile> = Vec::new();
+        let push = |path: &Arc<str>, out: &mut Vec<WindowsOfFile>| {
+            if out.len() < limit && !out.iter().any(|w| w.path == *path) {
+                if let Some(e) = inner.files.get(path) {
+                    if let Some(windows) = &e.windows {
+                        out.push(WindowsOfFile { path: path.clone(), language: e.language, windows: windows.clone() });
+                    }
+                }
+            }
+        };
+        for path in paths {
+            push(path, &mut out);
+        }
+        if out.len() < limit {
+            let mut near: Vec<&Arc<str>> = inner.files.keys().filter(|p| super::rank::folder(p) == folder).collect();
+            near.sort();
+            for path in near {
+                push(path, &mut out);
+            }
+        }
+        out
+    }
+
     /// Every indexed path, sorted.
     pub(crate) fn paths(&self) -> Vec<String> {
         let mut paths: Vec<String> = self.read().files.keys().map(|k| k.to_string()).collect();
@@ -182,7 +221,7 @@ impl Index {
 
     pub(crate) fn stats(&self) -> IndexStats {
         let inner = self.read();
-        IndexStats { files: inner.files.len(), definitions: inner.definitions, bytes: inner.bytes, truncated: inner.truncated }
+        IndexStats { files: inner.files.len(), definitions: inner.definitions, bytes: inner.bytes, window_bytes: inner.window_bytes, truncated: inner.truncated }
     }
 }
 
@@ -206,6 +245,7 @@ impl Inner {
             }
         }
         self.bytes -= entry.bytes;
+        self.window_bytes -= entry.windows.as_ref().map_or(0, |w| w.bytes());
         self.definitions -= entry.defs.len();
         true
     }

@@ -7,7 +7,7 @@
 //!   lines around recent edits and views, merged per file, oldest evicted;
 //! * a **symbol index** of the workspace ([`CrossFile::index_workspace`] on a background std
 //!   thread, [`CrossFile::update_file`] for one file): tree-sitter definitions with compact
-//!   snippets, bounded in files and bytes;
+//!   snippets, bounded in files and bytes, and each file's similar-code windows (`similar`);
 //! * **retrieval** ([`CrossFile::retrieve`]): candidates scored by BM25 plus metadata, selected
 //!   within a byte budget, laid out in a stable, KV-cache-friendly order (see `rank`).
 //!
@@ -19,6 +19,7 @@ mod index;
 mod lexical;
 mod rank;
 mod recent;
+mod similar;
 mod snippet;
 mod walk;
 
@@ -54,6 +55,9 @@ pub struct CrossFileLimits {
     pub max_index_files: usize,
     /// Most bytes of names and snippets in the index (default 64 MiB).
     pub max_index_bytes: usize,
+    /// Most bytes of file text and similar-code windows (default 48 MiB); files past it are
+    /// indexed with definitions only.
+    pub max_window_bytes: usize,
     /// Larger files are not indexed (default 1 MiB).
     pub max_file_bytes: usize,
     pub recent: RecentLimits,
@@ -64,6 +68,7 @@ impl Default for CrossFileLimits {
         CrossFileLimits {
             max_index_files: 20_000,
             max_index_bytes: 64 * 1024 * 1024,
+            max_window_bytes: 48 * 1024 * 1024,
             max_file_bytes: 1024 * 1024,
             recent: RecentLimits::default(),
         }
@@ -83,6 +88,8 @@ pub struct IndexStats {
     pub definitions: usize,
     /// Bytes counted against `max_index_bytes`.
     pub bytes: usize,
+    /// Bytes counted against `max_window_bytes`.
+    pub window_bytes: usize,
     /// A file or memory limit was hit: some files are not indexed.
     pub truncated: bool,
 }
@@ -179,7 +186,7 @@ impl CrossFile {
         CrossFile {
             inner: Arc::new(Inner {
                 limits,
-                index: Index::new(limits.max_index_files, limits.max_index_bytes),
+                index: Index::new(limits.max_index_files, limits.max_index_bytes, limits.max_window_bytes),
                 recent: Mutex::new(Ring::new(limits.recent)),
                 layouts: Mutex::new(Layouts::default()),
                 root: RwLock::new(None),
@@ -235,7 +242,8 @@ impl CrossFile {
             return;
         }
         let Some(defs) = walk::Parsers::default().definitions(language, &source) else { return };
-        if self.inner.index.insert(path, language, defs, Origin::Editor) == Insert::OverMemory {
+        let windows = Some(similar::FileWindows::build(&source));
+        if self.inner.index.insert(path, language, defs, windows, Origin::Editor) == Insert::OverMemory {
             tracing::warn!(path, "the workspace index is at its memory cap; this file is not indexed");
         }
     }

@@ -2,15 +2,19 @@
 //!
 //! * **Candidates**: definitions named like an identifier near the cursor (exact match), named
 //!   with the word being typed as a prefix, definitions of the modules the current file imports,
-//!   and the recent-chunks ring. Only languages that can call each other (C with C++, the
-//!   JavaScript family together) and never the current file.
+//!   the recent-chunks ring, and the windows most similar to the lines above the cursor
+//!   (`similar`) in the files those came from and the current file's folder. Only languages
+//!   that can call each other (C with C++, the JavaScript family together) and never the
+//!   current file.
 //! * **Score** = metadata + [`W_BM25`] × BM25, where BM25 (k1 = 1.2, b = 0.75) compares each
 //!   candidate's identifier tokens with the query window's, IDF taken over the candidates, and
 //!   normalised to 0..1 by the best candidate. Metadata: exact identifier hit (weighted by how
 //!   close to the cursor the identifier is, and divided among same-named definitions), prefix
-//!   hit, recency in the ring (edits over views), imported by the current file, same folder.
+//!   hit, recency in the ring (edits over views), similarity of a similar-code window,
+//!   imported by the current file, same folder.
 //! * **Selection** takes candidates by score while they fit `budget_bytes` (see
-//!   [`chunk_cost`]), skipping those contained in an already chosen chunk of the same file.
+//!   [`chunk_cost`]), skipping those contained in an already chosen chunk of the same file
+//!   (similar-code windows: those overlapping one).
 //! * **Layout** is *not* by score. The prompt puts these chunks first so the engine can reuse
 //!   its KV cache while the user types; that only works when the chunk sequence keeps its
 //!   prefix from one keystroke to the next. So each current file remembers when each chosen
@@ -29,6 +33,7 @@ use super::defs::DefKind;
 use super::index::{module_keys, Hit, Index};
 use super::lexical::{import_segments, partial_word, tokens};
 use super::recent::RecentChunk;
+use super::similar;
 use super::Query;
 use crate::prompt::ContextChunk;
 use crate::syntax::Language;
@@ -41,6 +46,13 @@ const W_SAME_DIR: f32 = 0.15;
 /// Bonus for a chunk the current file's last layout already shows: hysteresis, so near-ties
 /// do not flip the selection (and the KV cache) on every keystroke.
 const W_STICKY: f32 = 0.1;
+/// Weight of a similar-code window's Jaccard similarity.
+const W_SIMILAR: f32 = 2.0;
+/// Windows less similar than this are not candidates.
+const MIN_SIMILARITY: f32 = 0.2;
+/// Most similar-code windows among the candidates, and files searched for them.
+const MAX_SIMILAR: usize = 2;
+const MAX_SIMILAR_FILES: usize = 64;
 pub(crate) const W_BM25: f32 = 0.6;
 /// Candidates scoring less are never shown.
 const MIN_SCORE: f32 = 0.2;
@@ -52,10 +64,12 @@ const QUERY_LINES_BEFORE: usize = 15;
 const QUERY_LINES_AFTER: usize = 5;
 
 /// Where a retrieved chunk came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ChunkSource {
     Definition { name: String, kind: DefKind, exact: bool },
     Recent { edited: bool },
+    /// Code like the lines above the cursor, and what follows it (Jaccard `similarity`).
+    Similar { similarity: f32 },
 }
 
 /// A selected chunk with its score, in selection (best-first) order.
@@ -95,7 +109,7 @@ pub(crate) fn compatible(a: Language, b: Language) -> bool {
     a == b || (family(a) != 0 && family(a) == family(b))
 }
 
-fn folder(path: &str) -> &str {
+pub(crate) fn folder(path: &str) -> &str {
     path.rfind(['/', '\\']).map_or("", |i| &path[..i])
 }
 
@@ -173,6 +187,7 @@ fn gather(index: &Index, recent: &[RecentChunk], query: &Query, root: Option<&st
             meta: W_RECENT * weight * 0.85f32.powi(age as i32),
         });
     }
+    add_similar(index, query, root, &mut out);
     for candidate in &mut out {
         if module_keys(&candidate.path).iter().any(|k| segments.contains(k)) {
             candidate.meta += W_IMPORTED;
@@ -182,6 +197,39 @@ fn gather(index: &Index, recent: &[RecentChunk], query: &Query, root: Option<&st
         }
     }
     out
+}
+
+/// Adds the [`MAX_SIMILAR`] windows most like the lines above the cursor, searched in the files
+/// of the candidates so far (recent ones first), then in the current file's folder.
+fn add_similar(index: &Index, query: &Query, root: Option<&str>, out: &mut Vec<Candidate>) {
+    let wanted = similar::query_set(&query.text_before);
+    if wanted.len() < 3 {
+        return;
+    }
+    let mut paths: Vec<Arc<str>> = out.iter().rev().filter(|c| matches!(c.source, ChunkSource::Recent { .. })).map(|c| c.path.clone()).collect();
+    paths.extend(out.iter().filter(|c| !matches!(c.source, ChunkSource::Recent { .. })).map(|c| c.path.clone()));
+    let mut found: Vec<(similar::Match, similar::WindowsOfFile)> = Vec::new();
+    for file in index.windows(&paths, folder(&query.path), MAX_SIMILAR_FILES) {
+        if *file.path == *query.path || !compatible(query.language, file.language) {
+            continue;
+        }
+        for m in file.windows.best(&wanted, MIN_SIMILARITY, MAX_SIMILAR) {
+            found.push((m, file.clone()));
+        }
+    }
+    found.sort_by(|(a, x), (b, y)| b.similarity.total_cmp(&a.similarity).then_with(|| x.path.cmp(&y.path)).then(a.start.cmp(&b.start)));
+    for (m, file) in found.into_iter().take(MAX_SIMILAR) {
+        let (text, end) = file.windows.chunk(m.start);
+        out.push(Candidate {
+            display: display_path(root, &file.path),
+            path: file.path,
+            start: m.start,
+            end,
+            text,
+            source: ChunkSource::Similar { similarity: m.similarity },
+            meta: W_SIMILAR * m.similarity,
+        });
+    }
 }
 
 /// BM25 of each document against the query terms, normalised so the best is 1.
@@ -248,7 +296,12 @@ pub(crate) fn select(index: &Index, recent: &[RecentChunk], query: &Query, root:
         if score < MIN_SCORE || chosen.len() == MAX_CHUNKS {
             break;
         }
-        let inside = ranges.iter().any(|(p, s, e)| *p == candidate.path && *s <= candidate.start && candidate.end <= *e);
+        // A definition inside a chosen chunk adds nothing; a similar-code window is literal
+        // code, so any overlap with a chosen chunk would show lines twice.
+        let similar = matches!(candidate.source, ChunkSource::Similar { .. });
+        let inside = ranges.iter().any(|(p, s, e)| {
+            *p == candidate.path && if similar { *s < candidate.end && candidate.start < *e } else { *s <= candidate.start && candidate.end <= *e }
+        });
         let chunk = ContextChunk { path: candidate.display, text: candidate.text };
         let cost = chunk_cost(&chunk);
         if inside || cost > left || chunk.text.trim().is_empty() {

@@ -148,6 +148,25 @@ fn file_and_memory_limits_truncate() {
 }
 
 #[test]
+fn similar_code_windows_stay_within_their_own_cap() {
+    let (dir, full, _) = indexed_fixture();
+    let everything = full.stats();
+    assert!(everything.window_bytes > 0, "{everything:?}");
+    let cap = everything.window_bytes / 2;
+    let cross = CrossFile::new(CrossFileLimits { max_window_bytes: cap, ..CrossFileLimits::default() });
+    let report = cross.index_workspace(dir.path(), |_, _| {}).expect("indexer thread").join();
+    let stats = cross.stats();
+    // Past the cap, files are still indexed, with definitions only.
+    assert!(!report.memory_cap_hit && !stats.truncated, "{report:?}");
+    assert_eq!((stats.files, stats.definitions), (everything.files, everything.definitions));
+    assert!(stats.window_bytes > 0 && stats.window_bytes <= cap, "{stats:?}");
+    for path in cross.indexed_files() {
+        cross.remove_file(&path);
+    }
+    assert_eq!(cross.stats().window_bytes, 0);
+}
+
+#[test]
 fn update_file_replaces_and_remove_file_forgets() {
     let (dir, cross, _) = indexed_fixture();
     let tax = path_in(&dir, "billing/tax.py");

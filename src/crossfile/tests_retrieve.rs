@@ -238,3 +238,47 @@ fn the_current_file_is_named_relative_to_the_workspace() {
     assert_eq!(cross.display_path(&path_in(&dir, "billing/report.py")), "billing/report.py");
     assert_eq!(cross.display_path("/elsewhere/x.py"), "/elsewhere/x.py");
 }
+
+/// A handler module; its twin below is being written.
+const HANDLERS_PY: &str = r#"import json
+
+
+def handle_create(request, store):
+    payload = json.loads(request.body)
+    if "name" not in payload:
+        return error_response(400, "name is required")
+    record = store.insert(payload["name"], payload.get("tags", []))
+    audit_log("create", record.id, request.user)
+    return json_response(201, record.to_dict())
+
+
+def handle_delete(request, store):
+    record = store.find(request.params["id"])
+    if record is None:
+        return error_response(404, "no such record")
+    store.remove(record.id)
+    audit_log("delete", record.id, request.user)
+    return json_response(204, {})
+"#;
+
+#[test]
+fn similar_code_elsewhere_is_shown_with_what_follows_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("api")).expect("mkdir");
+    std::fs::write(dir.path().join("api/records.py"), HANDLERS_PY).expect("write");
+    std::fs::write(dir.path().join("api/unrelated.py"), "def area(width, height):\n    return width * height\n").expect("write");
+    let cross = CrossFile::new(CrossFileLimits::default());
+    cross.index_workspace(dir.path(), |_, _| {}).expect("indexer").join();
+    let users = path_in(&dir, "api/users.py");
+    let typed = "import json\n\n\ndef handle_update(request, store):\n    record = store.find(request.params[\"id\"])\n    if record is None:\n        return error_response(404, \"no such record\")\n    ";
+    let scored = cross.retrieve_scored(&Query::new(&users, Language::Python, typed, "\n", 2_000));
+    let similar = scored.iter().find(|c| matches!(c.source, ChunkSource::Similar { .. })).expect("a similar-code chunk");
+    assert_eq!(similar.chunk.path, "api/records.py");
+    // The window that matches and the lines after it: how the twin goes on.
+    assert!(similar.chunk.text.contains("record = store.find(request.params[\"id\"])"), "{}", similar.chunk.text);
+    assert!(similar.chunk.text.contains("    store.remove(record.id)\n    audit_log(\"delete\""), "{}", similar.chunk.text);
+    assert!(scored.iter().all(|c| c.chunk.path != "api/unrelated.py"), "{scored:?}");
+    // Nothing like the lines above the cursor anywhere: no similar-code chunk.
+    let other = cross.retrieve_scored(&Query::new(&users, Language::Python, "def unrelated_thing(alpha, beta, gamma):\n    ", "\n", 2_000));
+    assert!(other.iter().all(|c| !matches!(c.source, ChunkSource::Similar { .. })), "{other:?}");
+}

@@ -12,6 +12,7 @@ use ropey::Rope;
 
 use super::defs::{self, Definition};
 use super::index::{Index, Insert, Origin};
+use super::similar::FileWindows;
 use crate::syntax::{Language, Parser};
 
 /// Folders never indexed: dependencies, build output, caches.
@@ -162,12 +163,12 @@ pub(crate) fn index_files(
             break;
         }
         let Some(key) = path.to_str() else { continue };
-        let parsed = read_source(path, max_file_bytes).ok().and_then(|text| parsers.definitions(*language, &text));
+        let parsed = read_source(path, max_file_bytes).ok().and_then(|text| Some((parsers.definitions(*language, &text)?, text)));
         match parsed {
             None => report.skipped += 1,
-            Some(defs) => {
+            Some((defs, text)) => {
                 let count = defs.len();
-                match index.insert(key, *language, defs, Origin::Disk) {
+                match index.insert(key, *language, defs, Some(FileWindows::build(&text)), Origin::Disk) {
                     Insert::Done => {
                         report.indexed += 1;
                         report.definitions += count;
