@@ -69,8 +69,10 @@ pub struct CompletionContext {
     pub indent_style: IndentStyle,
 }
 
-/// Whether to complete, and with what.
+/// Whether to complete, and with what. Made once per request and matched at once, so the
+/// large variant is not boxed (that would only add an allocation per keystroke).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Decision {
     Complete(CompletionContext),
     Skip(SkipReason),

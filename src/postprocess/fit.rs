@@ -67,10 +67,8 @@ fn unclosed(text: &str) -> Vec<char> {
         match c {
             '"' | '\'' | '`' => quote = Some(c),
             '(' | '[' | '{' => stack.push(c),
-            ')' | ']' | '}' => {
-                if stack.last().map(|&o| closer(o)) == Some(c) {
-                    stack.pop();
-                }
+            ')' | ']' | '}' if stack.last().map(|&o| closer(o)) == Some(c) => {
+                stack.pop();
             }
             _ => {}
         }

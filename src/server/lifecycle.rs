@@ -13,7 +13,7 @@ const TRIGGER_CHARACTERS: &[&str] = &[".", "(", "[", "{", ",", ":", "=", " "];
 fn negotiate_encoding(params: &InitializeParams) -> PositionEncoding {
     let offered = params.capabilities.general.as_ref().and_then(|g| g.position_encodings.as_ref());
     match offered {
-        Some(list) if list.iter().any(|e| *e == PositionEncodingKind::UTF8) => PositionEncoding::Utf8,
+        Some(list) if list.contains(&PositionEncodingKind::UTF8) => PositionEncoding::Utf8,
         _ => PositionEncoding::Utf16,
     }
 }

@@ -61,7 +61,7 @@ impl Server {
             }
             while let Some((done, total)) = rx.recv().await {
                 if let Some(p) = &ongoing {
-                    let pct = if total == 0 { 100 } else { (done * 100 / total) as u32 };
+                    let pct = (done * 100).checked_div(total).map_or(100, |p| p as u32);
                     p.report_with_message(format!("{done}/{total} files"), pct).await;
                 }
             }
