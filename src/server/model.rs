@@ -55,9 +55,12 @@ impl Server {
                         path.display(),
                         models::FETCH_HINT
                     );
-                    client.show_message(MessageType::ERROR, text).await;
-                    // Explained: completions stay quietly empty from now on.
-                    told.store(true, Ordering::Relaxed);
+                    // Marked explained before the message goes out, so a completion request that
+                    // arrives right after the client sees it stays quiet; and if such a request
+                    // already explained it, this is not said a second time.
+                    if !told.swap(true, Ordering::Relaxed) {
+                        client.show_message(MessageType::ERROR, text).await;
+                    }
                 }
             }
         });

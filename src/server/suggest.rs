@@ -36,7 +36,7 @@ impl Server {
             EngineState::Failed { message, .. } => {
                 // Said once (the load itself also reports), never per keystroke.
                 if self.first_no_model_notice() {
-                    self.client.show_message(MessageType::ERROR, format!("inkling: no model: {message}")).await;
+                    self.client.show_message(MessageType::ERROR, format!("inkling: no model: {message}. Completions are off until this is fixed: {}.", crate::models::FETCH_HINT)).await;
                 }
                 return Ok(None);
             }
