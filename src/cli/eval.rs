@@ -40,7 +40,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub compare: Vec<String>,
     /// Kinds to sample, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "rest_of_line,node,block,random_span,empty")]
+    #[arg(long, value_delimiter = ',', default_value = "rest_of_line,node,block,random_span,empty,cross_file")]
     pub kinds: Vec<String>,
     /// Folder for results.json and eval.png.
     #[arg(long, default_value = "eval-out")]

@@ -3,8 +3,10 @@
 //! * [`walk`]: the tracked source files, with vendored, generated, minified, huge, binary and
 //!   duplicate files dropped (and counted).
 //! * [`split`]: held-out files = the most recently changed ones (≥ 10%, ≥ 5 files).
-//! * [`sample`]: cursor positions of several kinds, each with the text that really followed.
+//! * [`sample`]: cursor positions of several kinds, each with the text that really followed;
+//!   [`cross_file`] finds the uses of names defined in other files.
 
+pub mod cross_file;
 pub mod rng;
 pub mod sample;
 pub mod split;

@@ -10,11 +10,14 @@
 //!   only by closing characters (so the server would still complete there).
 //! * `empty`: the end of a complete statement line followed by a non-empty line: the right
 //!   answer is nothing.
+//! * `cross_file`: the rest of the line from a use of a name defined in another file (see
+//!   [`super::cross_file`]).
 //! * `lines` (training data only): whole lines after the indent of a line, 1–3 lines.
 
 use serde::{Deserialize, Serialize};
 use tree_sitter::{Node, Tree};
 
+use super::cross_file::ForeignNames;
 use super::rng::Rng;
 use super::walk::SourceFile;
 use crate::config::Settings;
@@ -32,11 +35,12 @@ pub enum SpanKind {
     RandomSpan,
     Empty,
     Lines,
+    CrossFile,
 }
 
 impl SpanKind {
     /// The kinds the evaluation reports, in table order.
-    pub const EVAL: [SpanKind; 5] = [SpanKind::RestOfLine, SpanKind::Node, SpanKind::Block, SpanKind::RandomSpan, SpanKind::Empty];
+    pub const EVAL: [SpanKind; 6] = [SpanKind::RestOfLine, SpanKind::Node, SpanKind::Block, SpanKind::RandomSpan, SpanKind::Empty, SpanKind::CrossFile];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,11 +50,12 @@ impl SpanKind {
             SpanKind::RandomSpan => "random_span",
             SpanKind::Empty => "empty",
             SpanKind::Lines => "lines",
+            SpanKind::CrossFile => "cross_file",
         }
     }
 
     pub fn parse(name: &str) -> Option<SpanKind> {
-        [SpanKind::RestOfLine, SpanKind::Node, SpanKind::Block, SpanKind::RandomSpan, SpanKind::Empty, SpanKind::Lines]
+        [SpanKind::RestOfLine, SpanKind::Node, SpanKind::Block, SpanKind::RandomSpan, SpanKind::Empty, SpanKind::Lines, SpanKind::CrossFile]
             .into_iter()
             .find(|k| k.name() == name)
     }
@@ -129,6 +134,8 @@ pub struct ParsedFile<'a> {
     pub tree: Option<Tree>,
     /// `(start, end)` byte offsets of each line, without its line break.
     lines: Vec<(usize, usize)>,
+    /// Names defined in other files, for the `cross_file` kind (none: no such samples).
+    foreign: Option<&'a ForeignNames>,
 }
 
 impl<'a> ParsedFile<'a> {
@@ -144,7 +151,21 @@ impl<'a> ParsedFile<'a> {
             lines.push((start, start + content.len()));
             start += piece.len();
         }
-        ParsedFile { file, tree, lines }
+        ParsedFile { file, tree, lines, foreign: None }
+    }
+
+    /// The same file, with the names other files define (for `cross_file` samples).
+    pub fn with_foreign_names(self, foreign: &'a ForeignNames) -> ParsedFile<'a> {
+        ParsedFile { foreign: Some(foreign), ..self }
+    }
+
+    pub(super) fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The byte offset where line `i` ends (before its line break).
+    pub(super) fn line_end(&self, i: usize) -> usize {
+        self.lines[i].1
     }
 
     fn line(&self, i: usize) -> &str {
@@ -153,7 +174,7 @@ impl<'a> ParsedFile<'a> {
     }
 
     /// Non-blank, non-comment lines.
-    fn code_line(&self, i: usize) -> bool {
+    pub(super) fn code_line(&self, i: usize) -> bool {
         let t = self.line(i).trim();
         !t.is_empty() && !is_comment(t, self.file.language)
     }
@@ -188,6 +209,7 @@ impl<'a> ParsedFile<'a> {
             SpanKind::RandomSpan => (0..self.lines.len()).filter_map(|i| self.random_span(i, rng)).collect(),
             SpanKind::Empty => (0..self.lines.len()).filter_map(|i| self.empty(i)).collect(),
             SpanKind::Lines => (0..self.lines.len()).filter_map(|i| self.whole_lines(i, rng)).collect(),
+            SpanKind::CrossFile => self.foreign.map(|names| super::cross_file::uses(self, names, rng)).unwrap_or_default(),
         };
         let text = &self.file.text;
         out.retain(|s: &Span| kind == SpanKind::Empty || !text[s.start..s.end].trim().is_empty());

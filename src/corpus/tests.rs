@@ -103,11 +103,15 @@ fn render(samples: &[Sample]) -> String {
 fn sampling_by_kind_is_deterministic_and_server_realistic() {
     let dir = fixture_copy();
     let corpus = Corpus::load(dir.path()).unwrap();
-    let parsed: Vec<ParsedFile> = corpus.heldout().map(ParsedFile::new).collect();
+    let foreign = cross_file::names_defined_in(corpus.train());
+    let parsed: Vec<ParsedFile> = corpus.heldout().map(|f| ParsedFile::new(f).with_foreign_names(&foreign)).collect();
     let settings = Settings::default();
     let take = |kind, n| pick(&parsed, kind, n, 7, &mut |s: &Sample| s.server_completes(&settings));
     let mut all = String::new();
-    for kind in SpanKind::EVAL {
+    // The fixture's held-out files use no name that another file of their language defines:
+    // `cross_file` has its own test below.
+    assert!(take(SpanKind::CrossFile, 3).is_empty());
+    for kind in SpanKind::EVAL.into_iter().filter(|&k| k != SpanKind::CrossFile) {
         let samples = take(kind, 3);
         assert_eq!(samples, take(kind, 3), "same seed, same samples");
         assert_eq!(samples.len(), 3, "{kind:?}");
@@ -161,4 +165,28 @@ fn spans_of_each_kind_have_their_shape() {
     for s in targets(SpanKind::RestOfLine, &mut rng) {
         assert!(!s.contains('\n') && !s.trim().is_empty());
     }
+}
+
+#[test]
+fn cross_file_spans_start_at_names_other_files_define() {
+    let file = |path: &str, text: &str| SourceFile { path: path.into(), language: crate::syntax::Language::Python, text: text.into(), changed: 0 };
+    let lib = file("lib.py", "def compute_total(items):\n    return sum(items)\n\nclass Store:\n    def fetch(self, key):\n        return key\n\n    def __init__(self):\n        pass\n");
+    let app = file(
+        "app.py",
+        "from lib import compute_total, Store\n\ndef helper(x):\n    return x\n\ndef fetch(k):\n    return k\n\nclass App(Store):\n    def __init__(self):\n        super().__init__()\n        # compute_total in a comment\n        self.total = compute_total([1, 2])\n        self.v = helper(self.total)\n        self.w = self.fetch(3)\n",
+    );
+    let foreign = cross_file::names_defined_in([&lib]);
+    let python = &foreign[&crate::syntax::Language::Python];
+    assert!(python.contains("compute_total") && python.contains("Store") && python.contains("fetch"), "{foreign:?}");
+    assert!(!python.contains("__init__"), "dunder names say nothing about another file");
+    assert!(!foreign.contains_key(&crate::syntax::Language::Rust), "names are per language");
+    let parsed = ParsedFile::new(&app).with_foreign_names(&foreign);
+    let mut rng = rng::Rng::new(3);
+    let targets: Vec<String> = parsed.candidates(SpanKind::CrossFile, &mut rng).iter().map(|s| app.text[s.start..s.end].to_string()).collect();
+    // One use per line; `fetch` is defined in app.py too, `helper` only there, and the comment
+    // is not code.
+    let import_line = ["Store", "compute_total, Store"];
+    assert_eq!(targets.len(), 3, "{targets:?}");
+    assert!(targets.contains(&"Store):".to_string()) && targets.contains(&"compute_total([1, 2])".to_string()), "{targets:?}");
+    assert!(targets.iter().any(|t| import_line.contains(&t.as_str())), "{targets:?}");
 }

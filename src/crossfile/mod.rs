@@ -14,7 +14,7 @@
 //! Nothing here knows about LSP, and nothing blocks on indexing: lookups take a read lock held
 //! only for a map lookup, and writers parse before they take the lock.
 
-mod defs;
+pub(crate) mod defs;
 mod index;
 mod lexical;
 mod rank;

@@ -76,9 +76,11 @@ pub struct EvalOptions {
 }
 
 /// Up to `per_kind` samples of each kind from the held-out files, at positions where the server
-/// would ask the model (any position for `empty`).
+/// would ask the model (any position for `empty`). `cross_file` samples use names defined in the
+/// other (not held-out) files.
 pub fn held_out_samples(corpus: &Corpus, kinds: &[SpanKind], per_kind: usize, seed: u64, settings: &Settings) -> Vec<Sample> {
-    let parsed: Vec<ParsedFile> = corpus.heldout().map(ParsedFile::new).collect();
+    let foreign = if kinds.contains(&SpanKind::CrossFile) { crate::corpus::cross_file::names_defined_in(corpus.train()) } else { Default::default() };
+    let parsed: Vec<ParsedFile> = corpus.heldout().map(|f| ParsedFile::new(f).with_foreign_names(&foreign)).collect();
     let mut accept = |s: &Sample| s.server_completes(settings);
     kinds.iter().flat_map(|&k| crate::corpus::sample::pick(&parsed, k, per_kind, seed, &mut accept)).collect()
 }
