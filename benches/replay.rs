@@ -6,18 +6,20 @@
 //!   (a) the server with cache reuse, speculation and type-through off,
 //!   (b) the server with everything on,
 //!   (c) llama.cpp (llama-cpp-python, prefix caching on) fed the identical prompt tokens,
+//!   (d) (b) again, but with the file in its real folder opened as the workspace and two sibling
+//!       files open first, so the prompt carries cross-file context as it would in an editor,
 //! plus an in-process engine pass over the same prompts for warm-prefill and decode figures.
 //!
 //! `cargo bench --bench replay` — env: `INKLING_BENCH_MODEL` (default: the small model),
 //! `INKLING_REPLAY_LINES` (4), `INKLING_REPLAY_BASELINE` (keystrokes replayed in (a), 12),
-//! `INKLING_LLAMA_PYTHON` (default `~/.cache/inkling/bench-venv/bin/python`; (c) is skipped
+//! `INKLING_REPLAY_WORKSPACE` (`0` skips (d)), `INKLING_LLAMA_PYTHON` (default `~/.cache/inkling/bench-venv/bin/python`; (c) is skipped
 //! with a message when it is missing), `INKLING_BENCH_THREADS` (2).
 
 #[path = "../tests/support/lsp_client.rs"]
 #[allow(dead_code)]
 mod lsp_client;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 
@@ -124,14 +126,49 @@ fn is_exact(suggestion: &str, rest: &str) -> bool {
     !rest.trim().is_empty() && suggestion.trim_end() == rest.trim_end()
 }
 
-fn replay_lsp(name: &str, model: &str, flags: &[&str], source: &str, keys: &[Keystroke], threads: usize) -> Stats {
+/// Where a replay's file lives: nowhere (no other files, so no cross-file context), or in its
+/// real package folder opened as the workspace, with two sibling files open first.
+enum Workspace<'a> {
+    None,
+    Package { decoder: &'a Path },
+}
+
+fn replay_lsp(name: &str, model: &str, flags: &[&str], workspace: Workspace<'_>, source: &str, keys: &[Keystroke], threads: usize) -> Stats {
     let mut args = vec!["--model", model];
     args.extend_from_slice(flags);
     let threads = threads.to_string();
     let mut c = lsp_client::LspClient::start(&args, &[("RAYON_NUM_THREADS", &threads), ("CANDLE_NUM_THREADS", &threads)]);
-    c.initialize(json!({"window": {"workDoneProgress": true}}), json!({"maxNewTokens": MAX_NEW_TOKENS}));
-    c.wait_model_ready(Duration::from_secs(300));
-    let uri = "file:///bench/json/decoder.py";
+    let options = json!({"maxNewTokens": MAX_NEW_TOKENS});
+    let uri = match workspace {
+        Workspace::None => {
+            c.initialize(json!({"window": {"workDoneProgress": true}}), options);
+            c.wait_model_ready(Duration::from_secs(300));
+            "file:///bench/json/decoder.py".to_string()
+        }
+        Workspace::Package { decoder } => {
+            let folder = decoder.parent().expect("decoder.py has a folder");
+            let file_uri = |p: &Path| format!("file://{}", p.display());
+            c.request(
+                "initialize",
+                json!({"processId": null, "rootUri": file_uri(folder), "capabilities": {"window": {"workDoneProgress": true}}, "initializationOptions": options}),
+                Duration::from_secs(30),
+            );
+            c.notify("initialized", json!({}));
+            let ended = |m: &Value, what: &str| {
+                m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end" && m["params"]["token"].as_str().is_some_and(|t| t.contains(what))
+            };
+            c.wait_for(|m| ended(m, "/load/"), Duration::from_secs(300)).expect("the model loads");
+            c.wait_for(|m| ended(m, "/index/"), Duration::from_secs(60)).expect("the workspace is indexed");
+            for sibling in ["encoder.py", "scanner.py"] {
+                let path = folder.join(sibling);
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    c.open(&file_uri(&path), "python", &text);
+                }
+            }
+            file_uri(decoder)
+        }
+    };
+    let uri = uri.as_str();
     c.open(uri, "python", source);
     let mut stats = Stats { name: name.to_string(), latencies: Vec::new(), exact: 0 };
     for (version, k) in keys.iter().enumerate() {
@@ -198,9 +235,11 @@ fn main() {
     warm_prefill.sort_by(f64::total_cmp);
     decode_rate.sort_by(f64::total_cmp);
 
-    let all_on = replay_lsp("(b) inkling, all on", &model, &[], &source, &keys, threads);
+    let all_on = replay_lsp("(b) inkling, all on", &model, &[], Workspace::None, &source, &keys, threads);
+    let with_workspace = (std::env::var("INKLING_REPLAY_WORKSPACE").as_deref() != Ok("0"))
+        .then(|| replay_lsp("(d) (b) in its package, cross-file on", &model, &[], Workspace::Package { decoder: Path::new(&py) }, &source, &keys, threads));
     let base_keys = &keys[..baseline_keys.min(keys.len())];
-    let baseline = replay_lsp("(a) inkling, no reuse", &model, &["--no-reuse", "--no-speculation", "--no-type-through"], &source, base_keys, threads);
+    let baseline = replay_lsp("(a) inkling, no reuse", &model, &["--no-reuse", "--no-speculation", "--no-type-through"], Workspace::None, &source, base_keys, threads);
 
     // (c) llama.cpp on the identical prompts.
     let llama_py = std::env::var("INKLING_LLAMA_PYTHON").map(PathBuf::from).unwrap_or_else(|_| {
@@ -263,8 +302,14 @@ fn main() {
     if let Some((stats, _)) = &llama {
         println!("{}", stats.row());
     }
+    if let Some(stats) = &with_workspace {
+        println!("{}", stats.row());
+    }
     println!();
     println!("p50 ratio (b)/(a): {:.2}", all_on.p50() / baseline.p50());
+    if let Some(stats) = &with_workspace {
+        println!("p50 ratio (d)/(b), cross-file context on in a real package: {:.2}", stats.p50() / all_on.p50());
+    }
     if let Some((stats, speed)) = &llama {
         println!("p50 ratio (b)/(c) llama.cpp: {:.2}", all_on.p50() / stats.p50());
         println!(
