@@ -110,6 +110,20 @@ pub struct Query {
     pub imports: Vec<String>,
     /// Bytes of chunks to return at most (tokens × ~3.5), measured by [`chunk_cost`].
     pub budget_bytes: usize,
+    /// Where the cursor's line is, as a key: the text above it (see [`line_key`]). When the
+    /// previous query for the same file had the same key, the user is typing on the same line
+    /// and [`CrossFile::retrieve`] returns the previous chunks unchanged, so the prompt's prefix
+    /// (and the KV cache) survives every keystroke. `None`: always retrieve afresh.
+    pub line: Option<u64>,
+}
+
+/// A key for the cursor line: the text above it and the budget. Equal keys mean the cursor is
+/// still on the same line and nothing above it changed.
+pub fn line_key(text_above: &str, budget_bytes: usize) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(text_above, &mut hasher);
+    std::hash::Hash::hash(&budget_bytes, &mut hasher);
+    std::hash::Hasher::finish(&hasher)
 }
 
 impl Query {
@@ -129,6 +143,7 @@ impl Query {
             identifiers: identifiers_near(&around, text_before.len()),
             imports,
             budget_bytes,
+            line: None,
         }
     }
 }
@@ -266,9 +281,17 @@ impl CrossFile {
 
     /// Chunks of other files for `query`, in stable layout order, within its budget.
     pub fn retrieve(&self, query: &Query) -> Vec<ContextChunk> {
+        if let Some(pinned) = query.line.and_then(|line| lock(&self.inner.layouts).pinned(&query.path, line)) {
+            return pinned;
+        }
         let shown = lock(&self.inner.layouts).shown(&query.path);
         let chosen = self.select(query, &shown);
-        lock(&self.inner.layouts).arrange(&query.path, &chosen)
+        let mut layouts = lock(&self.inner.layouts);
+        let chunks = layouts.arrange(&query.path, &chosen);
+        if let Some(line) = query.line {
+            layouts.pin(&query.path, line, &chunks);
+        }
+        chunks
     }
 
     /// The same selection as [`CrossFile::retrieve`], best first, with scores (for debugging

@@ -23,6 +23,12 @@
 //!   forgotten (re-entering puts them last again). A keystroke that changes nothing in the
 //!   selection gives the identical sequence; one that adds a chunk only appends. Chunks the
 //!   last layout showed also get a small score bonus, so near-ties do not flip back and forth.
+//! * **Pinned per line**: a query that carries a line key ([`super::line_key`]: the text above
+//!   the cursor line) equal to the previous one for the same file gets the previous chunks
+//!   back without a new selection. While the user types on one line the chunks do not change
+//!   at all, so no keystroke re-reads the file's prefix (on a CPU, a changed chunk costs
+//!   seconds of prefill). The price: a definition named by the word being typed is looked up
+//!   only when the cursor reaches another line (or the first request on a line names it).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -318,6 +324,8 @@ pub(crate) fn select(index: &Index, recent: &[RecentChunk], query: &Query, root:
 #[derive(Debug, Default)]
 pub(crate) struct Layouts {
     files: HashMap<String, (u64, HashMap<u64, u64>)>,
+    /// Per current file: the line key of its last retrieval and the chunks it returned.
+    pins: HashMap<String, (u64, Vec<ContextChunk>)>,
     clock: u64,
 }
 
@@ -346,9 +354,25 @@ impl Layouts {
             let oldest = self.files.iter().min_by_key(|(_, (used, _))| *used).map(|(path, _)| path.clone());
             if let Some(oldest) = oldest {
                 self.files.remove(&oldest);
+                self.pins.remove(&oldest);
             }
         }
         ordered.into_iter().map(|(_, c)| c.chunk.clone()).collect()
+    }
+
+    /// The chunks retrieved for `current` at the line `line`, if its last retrieval was there.
+    pub(crate) fn pinned(&self, current: &str, line: u64) -> Option<Vec<ContextChunk>> {
+        self.pins.get(current).filter(|(at, _)| *at == line).map(|(_, chunks)| chunks.clone())
+    }
+
+    /// Remembers `chunks` as what `current` shows while the cursor stays at `line`. An empty
+    /// retrieval is not kept (the index may still be filling).
+    pub(crate) fn pin(&mut self, current: &str, line: u64, chunks: &[ContextChunk]) {
+        if chunks.is_empty() {
+            self.pins.remove(current);
+        } else {
+            self.pins.insert(current.to_owned(), (line, chunks.to_vec()));
+        }
     }
 
     /// The chunks the last layout for `current` showed.

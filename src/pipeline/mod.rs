@@ -8,7 +8,7 @@ pub use type_through::TypeThrough;
 use std::time::Duration;
 
 use crate::config::Settings;
-use crate::crossfile::{imports_of, CrossFile, Query};
+use crate::crossfile::{imports_of, line_key, CrossFile, Query};
 use crate::context::{self, CompletionContext, Decision, Mode, SkipReason};
 use crate::engine::{Engine, EngineError, GenerateRequest, Generated};
 use crate::postprocess;
@@ -78,6 +78,7 @@ pub fn add_cross_file(ctx: &mut CompletionContext, snapshot: &Snapshot, cross: &
     let top = snapshot.text.len_lines().min(IMPORT_LINES);
     let head = snapshot.text.line_to_byte(top);
     query.imports = imports_of(ctx.language, &snapshot.text.byte_slice(..head).to_string());
+    query.line = Some(line_key(&ctx.text.prefix, budget_bytes));
     let window = format!("{before}{}", ctx.text.suffix);
     ctx.text.chunks = cross.retrieve(&query).into_iter().filter(|c| !repeats_window(&c.text, &window)).collect();
     if !ctx.text.chunks.is_empty() {
