@@ -17,7 +17,7 @@ use super::sample::{ParsedFile, Span};
 use super::walk::SourceFile;
 use crate::crossfile::defs;
 use crate::session::{Document, DocumentLimits};
-use crate::syntax::Language;
+use crate::syntax::{for_each_node, Language};
 
 /// Names defined in some files, per language.
 pub type ForeignNames = HashMap<Language, HashSet<String>>;
@@ -45,27 +45,16 @@ pub(super) fn uses(file: &ParsedFile<'_>, foreign: &ForeignNames, rng: &mut Rng)
     let text = &file.file.text;
     let local: HashSet<String> = defs::extract(file.file.language, text, tree).into_iter().map(|d| d.name).collect();
     let mut per_line: Vec<Vec<usize>> = vec![Vec::new(); file.line_count()];
-    let mut cursor = tree.walk();
-    'walk: loop {
-        let node = cursor.node();
-        if is_name(node) {
-            let name = &text[node.byte_range()];
-            if foreign.contains(name) && !local.contains(name) {
-                let row = node.start_position().row;
-                if row < per_line.len() && file.code_line(row) {
-                    per_line[row].push(node.start_byte());
-                }
-            }
+    for_each_node(tree, |node| {
+        if !is_name(node) {
+            return;
         }
-        if cursor.goto_first_child() {
-            continue;
+        let name = &text[node.byte_range()];
+        let row = node.start_position().row;
+        if foreign.contains(name) && !local.contains(name) && row < per_line.len() && file.code_line(row) {
+            per_line[row].push(node.start_byte());
         }
-        while !cursor.goto_next_sibling() {
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-        }
-    }
+    });
     per_line
         .iter()
         .enumerate()

@@ -23,7 +23,7 @@ use super::walk::SourceFile;
 use crate::config::Settings;
 use crate::context::{self, Decision};
 use crate::session::{ByteOffset, Document, DocumentLimits};
-use crate::syntax::Language;
+use crate::syntax::{for_each_node, Language};
 
 /// What kind of cursor position a sample is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -307,20 +307,7 @@ impl<'a> ParsedFile<'a> {
         let Some(tree) = &self.tree else { return Vec::new() };
         let text = &self.file.text;
         let mut out = Vec::new();
-        let mut cursor = tree.walk();
-        'walk: loop {
-            if let Some(span) = node_target(cursor.node()).and_then(|n| self.node_span(n)) {
-                out.push(span);
-            }
-            if cursor.goto_first_child() {
-                continue;
-            }
-            while !cursor.goto_next_sibling() {
-                if !cursor.goto_parent() {
-                    break 'walk;
-                }
-            }
-        }
+        for_each_node(tree, |node| out.extend(node_target(node).and_then(|n| self.node_span(n))));
         out.sort();
         out.dedup();
         out.retain(|s| !text[s.start..s.end].contains('\n'));

@@ -8,5 +8,5 @@ mod parse;
 
 pub use language::Language;
 pub use parse::{
-    count_errors, has_error, ParseError, Parser, SyntaxError, SyntaxTree, DEFAULT_PARSE_BUDGET,
+    count_errors, for_each_node, has_error, ParseError, Parser, SyntaxError, SyntaxTree, DEFAULT_PARSE_BUDGET,
 };

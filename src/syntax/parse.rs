@@ -1,7 +1,8 @@
 //! Parsing a [`Rope`] with tree-sitter: a [`Parser`] per document that reads the rope chunk by
 //! chunk (no copy of the text), reuses the previous tree for incremental reparses, and gives up
 //! after a time budget so a pathological file cannot stall typing. Also error counting on
-//! trees ([`has_error`], [`count_errors`]), used to reject completions that break the parse.
+//! trees ([`has_error`], [`count_errors`]), used to reject completions that break the parse, and a
+//! pre-order walk ([`for_each_node`]).
 
 use std::time::{Duration, Instant};
 
@@ -196,6 +197,22 @@ pub fn count_errors(node: Node<'_>) -> usize {
     }
 }
 
+/// Calls `visit` on every node of `tree`, parents before children, in source order.
+pub fn for_each_node<'t>(tree: &'t Tree, mut visit: impl FnMut(Node<'t>)) {
+    let mut cursor = tree.walk();
+    loop {
+        visit(cursor.node());
+        if cursor.goto_first_child() {
+            continue;
+        }
+        while !cursor.goto_next_sibling() {
+            if !cursor.goto_parent() {
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,3 +317,4 @@ mod tests {
         assert_eq!(tree.root_node().to_sexp(), "(source_file (function_item name: (identifier) parameters: (parameters) body: (block)))");
     }
 }
+
