@@ -39,6 +39,10 @@ pub struct Prediction {
     pub reused_tokens: usize,
     pub new_tokens: usize,
     pub scores: Scores,
+    /// The code from other files the prompt held: each chunk's path and first line, in
+    /// layout order (empty without cross-file context).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<String>,
 }
 
 impl Prediction {
@@ -57,7 +61,7 @@ impl Prediction {
         }
         // Scored once: the parse-validity check re-parses the file.
         let scores = metrics::score(sample, &text);
-        let mut p = Prediction { text, skipped, error, ms, stop: None, prompt_tokens: 0, reused_tokens: 0, new_tokens: 0, scores };
+        let mut p = Prediction { text, skipped, error, ms, stop: None, prompt_tokens: 0, reused_tokens: 0, new_tokens: 0, scores, context: Vec::new() };
         if let Some(g) = &generated {
             p.record(g);
         }
@@ -115,7 +119,20 @@ impl Runner {
             _ => self.raw_outcomes(variants, sample),
         };
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        outcomes.into_iter().map(|o| Prediction::from_outcome(sample, o, ms)).collect()
+        // Asked after the run: retrieval is pinned to the cursor line, so this is the selection
+        // the prompt held.
+        let context = variants.first().map(|v| self.context_shown(&v.settings, sample)).unwrap_or_default();
+        outcomes.into_iter().map(|o| Prediction { context: context.clone(), ..Prediction::from_outcome(sample, o, ms) }).collect()
+    }
+
+    /// The chunks from other files that a prompt at `sample` holds with `settings`, as
+    /// `path: first line`.
+    fn context_shown(&self, settings: &crate::config::Settings, sample: &Sample) -> Vec<String> {
+        let Ok(doc) = self.document(sample) else { return Vec::new() };
+        let snapshot = doc.snapshot();
+        let Decision::Complete(mut ctx) = context::gather(&snapshot, ByteOffset(sample.cursor()), settings) else { return Vec::new() };
+        pipeline::add_cross_file(&mut ctx, &snapshot, &self.cross, settings);
+        ctx.text.chunks.iter().map(|c| format!("{}: {}", c.path, c.text.lines().next().unwrap_or("").trim())).collect()
     }
 
     fn document(&self, sample: &Sample) -> Result<Document> {

@@ -152,6 +152,18 @@ fn shaping_a_shared_generation_gives_what_the_server_gives() {
     }
     let text = table(&shared);
     assert!(text.contains("A = no-shaping, B = default") && text.contains("A = no-crossfile, B = default"), "{text}");
+    // Each prediction records the code from other files its prompt held: none without
+    // cross-file context, never a held-out file, and the same for the server path and the
+    // shared generation.
+    let held_out = &shared.heldout_files;
+    assert!(shared.samples.iter().all(|s| s.predictions["no-crossfile"].context.is_empty()));
+    assert!(shared.samples.iter().any(|s| !s.predictions["default"].context.is_empty()), "the fixture's other files are shown somewhere");
+    for (s, a) in shared.samples.iter().zip(&alone.samples) {
+        let shown = &s.predictions["default"].context;
+        assert!(shown.iter().all(|c| !held_out.iter().any(|h| c.starts_with(&format!("{h}:")))), "{shown:?}");
+        assert_eq!(shown, &s.predictions["no-shaping"].context);
+        assert_eq!(shown, &a.predictions["default"].context, "sample {}", s.id);
+    }
 }
 
 /// A model that answers and then keeps writing, like the real ones: a body, blank lines, the
