@@ -59,7 +59,6 @@ impl Stats {
     fn row(&self) -> String {
         let mut l = self.latencies.clone();
         l.sort_by(f64::total_cmp);
-        let slow: Vec<f64> = l.iter().copied().filter(|&ms| ms > SLOW_MS).collect();
         format!(
             "| {} | {} | {:.0} | {:.0} | {:.0} | {} | {:.1} | {:.0}% |",
             self.name,
@@ -67,7 +66,7 @@ impl Stats {
             percentile(&l, 0.5),
             percentile(&l, 0.9),
             percentile(&l, 0.99),
-            slow.len(),
+            l.iter().filter(|&&ms| ms > SLOW_MS).count(),
             self.total_s(),
             100.0 * self.exact as f64 / l.len().max(1) as f64
         )

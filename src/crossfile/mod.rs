@@ -110,15 +110,10 @@ pub struct Query {
     pub imports: Vec<String>,
     /// Bytes of chunks to return at most (tokens × ~3.5), measured by [`chunk_cost`].
     pub budget_bytes: usize,
-    /// Where the cursor's line is, as a key: the text above it (see [`line_key`]). When the
-    /// previous query for the same file had the same key, the user is typing on the same line
-    /// and [`CrossFile::retrieve`] returns the previous chunks unchanged, so the prompt's prefix
-    /// (and the KV cache) survives every keystroke. `None`: always retrieve afresh.
-    pub line: Option<u64>,
 }
 
-/// A key for the cursor line: the text above it and the budget. Equal keys mean the cursor is
-/// still on the same line and nothing above it changed.
+/// A key for the cursor line, for [`CrossFile::retrieve_on_line`]: the text above it and the
+/// budget. Equal keys mean the cursor is still on the same line and nothing above it changed.
 pub fn line_key(text_above: &str, budget_bytes: usize) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(text_above, &mut hasher);
@@ -143,7 +138,6 @@ impl Query {
             identifiers: identifiers_near(&around, text_before.len()),
             imports,
             budget_bytes,
-            line: None,
         }
     }
 }
@@ -281,16 +275,21 @@ impl CrossFile {
 
     /// Chunks of other files for `query`, in stable layout order, within its budget.
     pub fn retrieve(&self, query: &Query) -> Vec<ContextChunk> {
-        if let Some(pinned) = query.line.and_then(|line| lock(&self.inner.layouts).pinned(&query.path, line)) {
-            return pinned;
-        }
         let shown = lock(&self.inner.layouts).shown(&query.path);
         let chosen = self.select(query, &shown);
-        let mut layouts = lock(&self.inner.layouts);
-        let chunks = layouts.arrange(&query.path, &chosen);
-        if let Some(line) = query.line {
-            layouts.pin(&query.path, line, &chunks);
+        lock(&self.inner.layouts).arrange(&query.path, &chosen)
+    }
+
+    /// [`CrossFile::retrieve`] for a cursor in `path` on the line keyed `line` ([`line_key`]).
+    /// While the previous retrieval for `path` was on the same line, its chunks come back
+    /// unchanged and `query` is never built: typing on a line keeps the prompt's prefix (and the
+    /// KV cache) and costs no retrieval. `query` must be for `path`.
+    pub fn retrieve_on_line(&self, path: &str, line: u64, query: impl FnOnce() -> Query) -> Vec<ContextChunk> {
+        if let Some(pinned) = lock(&self.inner.layouts).pinned(path, line) {
+            return pinned;
         }
+        let chunks = self.retrieve(&query());
+        lock(&self.inner.layouts).pin(path, line, &chunks);
         chunks
     }
 

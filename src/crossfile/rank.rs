@@ -23,9 +23,9 @@
 //!   forgotten (re-entering puts them last again). A keystroke that changes nothing in the
 //!   selection gives the identical sequence; one that adds a chunk only appends. Chunks the
 //!   last layout showed also get a small score bonus, so near-ties do not flip back and forth.
-//! * **Pinned per line**: a query that carries a line key ([`super::line_key`]: the text above
-//!   the cursor line) equal to the previous one for the same file gets the previous chunks
-//!   back without a new selection. While the user types on one line the chunks do not change
+//! * **Pinned per line** ([`super::CrossFile::retrieve_on_line`]): a request whose line key
+//!   ([`super::line_key`]: the text above the cursor line) equals the previous one for the same
+//!   file gets the previous chunks back without a new selection. While the user types on one line the chunks do not change
 //!   at all, so no keystroke re-reads the file's prefix (on a CPU, a changed chunk costs
 //!   seconds of prefill). The price: a definition named by the word being typed is looked up
 //!   only when the cursor reaches another line (or the first request on a line names it).

@@ -94,21 +94,23 @@ fn chunks_are_pinned_while_the_cursor_stays_on_its_line() {
     let report = path_in(&dir, "billing/report.py");
     let base = REPORT_PY.trim_end();
     let above = base.rsplit_once('\n').map_or("", |(above, _)| above);
-    let on_line = |text: &str, line: Option<u64>| Query { line, ..Query::new(&report, Language::Python, text, "\n", 4_000) };
+    let query = |text: &str| Query::new(&report, Language::Python, text, "\n", 4_000);
     let key = line_key(above, 4_000);
-    let first = cross.retrieve(&on_line(base, Some(key)));
+    let first = cross.retrieve_on_line(&report, key, || query(base));
     assert!(!first.is_empty());
     // Something new to show: an edit in another file.
     let notes: String = (0..100).map(|i| format!("note_{i} = {i}\n")).collect();
     cross.note_edit(&path_in(&dir, "billing/notes.py"), &notes, 50);
     let typed = format!("{base}amount");
-    let fresh: Vec<ContextChunk> = cross.retrieve_scored(&on_line(&typed, None)).into_iter().map(|c| c.chunk).collect();
+    let fresh: Vec<ContextChunk> = cross.retrieve_scored(&query(&typed)).into_iter().map(|c| c.chunk).collect();
     assert!(fresh.iter().any(|c| c.path == "billing/notes.py"), "a fresh selection shows the edit: {fresh:?}");
     // On the same line, the chunks stay exactly the same...
-    assert_eq!(cross.retrieve(&on_line(&typed, Some(key))), first);
+    assert_eq!(cross.retrieve_on_line(&report, key, || query(&typed)), first);
+    // (without even building the query)
+    assert_eq!(cross.retrieve_on_line(&report, key, || unreachable!("a pinned line needs no query")), first);
     // ...and on another line (the text above differs) retrieval starts afresh.
     let next_line = format!("{typed})\n    ");
-    let moved = cross.retrieve(&on_line(&next_line, Some(line_key(&format!("{typed})\n"), 4_000))));
+    let moved = cross.retrieve_on_line(&report, line_key(&format!("{typed})\n"), 4_000), || query(&next_line));
     assert!(moved.iter().any(|c| c.path == "billing/notes.py"), "{moved:?}");
     // Chunks still chosen keep their place at the front.
     let kept: Vec<&ContextChunk> = first.iter().filter(|c| moved.contains(c)).collect();

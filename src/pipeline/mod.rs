@@ -74,13 +74,17 @@ pub fn add_cross_file(ctx: &mut CompletionContext, snapshot: &Snapshot, cross: &
     }
     let before = format!("{}{}", ctx.text.prefix, ctx.text.line_head);
     let budget_bytes = settings.max_context_tokens * 7 / 2;
-    let mut query = Query::new(&ctx.path, ctx.language, &before, &ctx.text.suffix, budget_bytes);
-    let top = snapshot.text.len_lines().min(IMPORT_LINES);
-    let head = snapshot.text.line_to_byte(top);
-    query.imports = imports_of(ctx.language, &snapshot.text.byte_slice(..head).to_string());
-    query.line = Some(line_key(&ctx.text.prefix, budget_bytes));
+    // Built only when the cursor reached a new line: on the same line the chunks are pinned.
+    let query = || {
+        let mut query = Query::new(&ctx.path, ctx.language, &before, &ctx.text.suffix, budget_bytes);
+        let top = snapshot.text.len_lines().min(IMPORT_LINES);
+        let head = snapshot.text.line_to_byte(top);
+        query.imports = imports_of(ctx.language, &snapshot.text.byte_slice(..head).to_string());
+        query
+    };
+    let chunks = cross.retrieve_on_line(&ctx.path, line_key(&ctx.text.prefix, budget_bytes), query);
     let window = format!("{before}{}", ctx.text.suffix);
-    ctx.text.chunks = cross.retrieve(&query).into_iter().filter(|c| !repeats_window(&c.text, &window)).collect();
+    ctx.text.chunks = chunks.into_iter().filter(|c| !repeats_window(&c.text, &window)).collect();
     if !ctx.text.chunks.is_empty() {
         match ctx.language.line_comment() {
             Some(marker) => ctx.text.comment = marker.to_owned(),
