@@ -1,6 +1,8 @@
 //! Running one sample through the server's code: a [`Document`] of the file without its
-//! target, `pipeline::complete` with the cross-file index (training files only: held-out files
-//! are never retrieved), or, for `no-shaping`, the same steps with the raw model output.
+//! target, then `pipeline::prepare` and `pipeline::complete_prepared` (the server's `complete`
+//! in two halves, so the prediction can list the chunks its prompt held) with the cross-file
+//! index (training files only: held-out files are never retrieved), or, for `no-shaping`, the
+//! same steps with the raw model output.
 //!
 //! Configurations that differ only in shaping share one generation: the model runs once
 //! without the early stop at the end of the block, and its raw output is shaped for one and cut
@@ -16,7 +18,7 @@ use serde::Serialize;
 
 use super::metrics::{self, Scores};
 use super::Variant;
-use crate::context::{self, CompletionContext, Decision, Mode};
+use crate::context::{CompletionContext, Decision, Mode};
 use crate::corpus::{Corpus, Sample};
 use crate::crossfile::{CrossFile, CrossFileLimits};
 use crate::engine::{load_backend, Engine, Generated, Loader, StopReason};
@@ -113,61 +115,49 @@ impl Runner {
     /// exactly the server's path.
     pub fn predict_shared(&self, variants: &[&Variant], sample: &Sample) -> Vec<Prediction> {
         let started = Instant::now();
-        let outcomes = match variants {
-            [] => Vec::new(),
-            [v] if v.shaping => vec![self.server_outcome(v, sample)],
-            _ => self.raw_outcomes(variants, sample),
+        let Some(first) = variants.first() else { return Vec::new() };
+        let (outcomes, context) = match self.prepare(&first.settings, sample) {
+            Err(e) => (variants.iter().map(|_| Err(anyhow::anyhow!("{e:#}"))).collect(), Vec::new()),
+            Ok(Decision::Skip(reason)) => (variants.iter().map(|_| Ok(Outcome::Skipped(reason))).collect(), Vec::new()),
+            Ok(Decision::Complete(ctx)) => {
+                let outcomes = match variants {
+                    [v] if v.shaping => vec![self.server_outcome(v, &ctx)],
+                    _ => self.raw_outcomes(variants, &ctx),
+                };
+                (outcomes, shown(&ctx))
+            }
         };
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        // Asked after the run: retrieval is pinned to the cursor line, so this is the selection
-        // the prompt held.
-        let context = variants.first().map(|v| self.context_shown(&v.settings, sample)).unwrap_or_default();
         outcomes.into_iter().map(|o| Prediction { context: context.clone(), ..Prediction::from_outcome(sample, o, ms) }).collect()
     }
 
-    /// The chunks from other files that a prompt at `sample` holds with `settings`, as
-    /// `path: first line`.
-    fn context_shown(&self, settings: &crate::config::Settings, sample: &Sample) -> Vec<String> {
-        let Ok(doc) = self.document(sample) else { return Vec::new() };
-        let snapshot = doc.snapshot();
-        let Decision::Complete(mut ctx) = context::gather(&snapshot, ByteOffset(sample.cursor()), settings) else { return Vec::new() };
-        pipeline::add_cross_file(&mut ctx, &snapshot, &self.cross, settings);
-        ctx.text.chunks.iter().map(|c| format!("{}: {}", c.path, c.text.lines().next().unwrap_or("").trim())).collect()
-    }
-
-    fn document(&self, sample: &Sample) -> Result<Document> {
+    /// The server's context for `sample` (its windows and code from other files).
+    fn prepare(&self, settings: &crate::config::Settings, sample: &Sample) -> Result<Decision> {
         // The server knows documents by their absolute path; so does the index.
         let path = self.root.join(&sample.path).to_string_lossy().into_owned();
-        Ok(Document::open(&path, sample.language, &sample.document_text(), 0, &DocumentLimits::default())?)
+        let doc = Document::open(&path, sample.language, &sample.document_text(), 0, &DocumentLimits::default())?;
+        Ok(pipeline::prepare(&doc.snapshot(), ByteOffset(sample.cursor()), settings, Some(&self.cross)))
     }
 
-    fn server_outcome(&self, variant: &Variant, sample: &Sample) -> Result<Outcome> {
-        let snapshot = self.document(sample)?.snapshot();
-        let run = pipeline::complete(&self.engine, &snapshot, ByteOffset(sample.cursor()), &variant.settings, None, Some(&self.cross));
+    fn server_outcome(&self, variant: &Variant, ctx: &CompletionContext) -> Result<Outcome> {
+        let run = pipeline::complete_prepared(&self.engine, ctx, &variant.settings, None);
         Ok(self.runtime.block_on(run)?)
     }
 
     /// One generation without the early stop, then each variant's view of it.
-    fn raw_outcomes(&self, variants: &[&Variant], sample: &Sample) -> Vec<Result<Outcome>> {
-        let all = |f: &dyn Fn() -> Result<Outcome>| variants.iter().map(|_| f()).collect();
-        let settings = &variants[0].settings;
-        let snapshot = match self.document(sample) {
-            Ok(doc) => doc.snapshot(),
-            Err(e) => return all(&|| Err(anyhow::anyhow!("{e:#}"))),
-        };
-        let mut ctx = match context::gather(&snapshot, ByteOffset(sample.cursor()), settings) {
-            Decision::Skip(reason) => return all(&|| Ok(Outcome::Skipped(reason))),
-            Decision::Complete(ctx) => ctx,
-        };
-        pipeline::add_cross_file(&mut ctx, &snapshot, &self.cross, settings);
-        let mut request = pipeline::request_for(&ctx, settings);
+    fn raw_outcomes(&self, variants: &[&Variant], ctx: &CompletionContext) -> Vec<Result<Outcome>> {
+        let mut request = pipeline::request_for(ctx, &variants[0].settings);
         request.stop_when = None;
-        let generated = match self.engine.generate_blocking(request) {
-            Ok(g) => g,
-            Err(e) => return all(&|| Err(anyhow::anyhow!("{e}"))),
-        };
-        variants.iter().map(|v| Ok(if v.shaping { pipeline::finish(&ctx, generated.clone()) } else { unshaped(&ctx, generated.clone()) })).collect()
+        match self.engine.generate_blocking(request) {
+            Ok(generated) => variants.iter().map(|v| Ok(if v.shaping { pipeline::finish(ctx, generated.clone()) } else { unshaped(ctx, generated.clone()) })).collect(),
+            Err(e) => variants.iter().map(|_| Err(anyhow::anyhow!("{e}"))).collect(),
+        }
     }
+}
+
+/// The chunks from other files in `ctx`'s prompt, as `path: first line`.
+fn shown(ctx: &CompletionContext) -> Vec<String> {
+    ctx.text.chunks.iter().map(|c| format!("{}: {}", c.path, c.text.lines().next().unwrap_or("").trim())).collect()
 }
 
 /// The raw model output, cut only at the first line break in single-line mode.

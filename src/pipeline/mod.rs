@@ -104,6 +104,17 @@ fn repeats_window(chunk: &str, window: &str) -> bool {
     !lines.is_empty() && lines.iter().all(|l| window.contains(l))
 }
 
+/// The context for a completion at `offset` in `snapshot`: the windows around the cursor and,
+/// with `cross`, code from other files. [`complete`] is `prepare` then [`complete_prepared`];
+/// callers that must know what the prompt held (the evaluation) call the two themselves.
+pub fn prepare(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings, cross: Option<&CrossFile>) -> Decision {
+    let mut decision = context::gather(snapshot, offset, settings);
+    if let (Decision::Complete(ctx), Some(cross)) = (&mut decision, cross) {
+        add_cross_file(ctx, snapshot, cross, settings);
+    }
+    decision
+}
+
 /// Completes at `offset` in `snapshot`. With `memory`, typing through the last suggestion is
 /// answered from it, and new suggestions are remembered; with `cross`, code from other files is
 /// shown to the model.
@@ -115,20 +126,22 @@ pub async fn complete(
     memory: Option<&TypeThrough>,
     cross: Option<&CrossFile>,
 ) -> Result<Outcome, EngineError> {
-    let mut ctx = match context::gather(snapshot, offset, settings) {
-        Decision::Skip(reason) => return Ok(Outcome::Skipped(reason)),
-        Decision::Complete(ctx) => ctx,
-    };
-    if let Some(cross) = cross {
-        add_cross_file(&mut ctx, snapshot, cross, settings);
+    match prepare(snapshot, offset, settings, cross) {
+        Decision::Skip(reason) => Ok(Outcome::Skipped(reason)),
+        Decision::Complete(ctx) => complete_prepared(engine, &ctx, settings, memory).await,
     }
-    if let Some(text) = memory.and_then(|m| m.answer(&ctx)) {
+}
+
+/// The second half of [`complete`]: type-through or the model, then shaping, for a context
+/// from [`prepare`].
+pub async fn complete_prepared(engine: &Engine, ctx: &CompletionContext, settings: &Settings, memory: Option<&TypeThrough>) -> Result<Outcome, EngineError> {
+    if let Some(text) = memory.and_then(|m| m.answer(ctx)) {
         return Ok(Outcome::TypedThrough { text });
     }
-    let generated = engine.generate(request_for(&ctx, settings)).await?;
-    let outcome = finish(&ctx, generated);
+    let generated = engine.generate(request_for(ctx, settings)).await?;
+    let outcome = finish(ctx, generated);
     if let (Some(m), Outcome::Completed { text, .. }) = (memory, &outcome) {
-        m.remember(&ctx, text);
+        m.remember(ctx, text);
     }
     Ok(outcome)
 }
