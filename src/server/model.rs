@@ -19,8 +19,7 @@ impl Server {
         let Some(path) = self.model_path() else {
             let client = self.client.clone();
             tokio::spawn(async move {
-                let msg = format!("inkling: no model configured and no cache folder ($HOME is unset): {}", models::FETCH_HINT);
-                client.show_message(MessageType::ERROR, msg).await;
+                client.show_message(MessageType::ERROR, no_model_message("no model configured and no cache folder ($HOME is unset)")).await;
             });
             return;
         };
@@ -50,11 +49,7 @@ impl Server {
                 Ok(desc) if announce => client.show_message(MessageType::INFO, format!("inkling: now using {desc}")).await,
                 Ok(desc) => client.log_message(MessageType::INFO, format!("inkling: ready with {desc}")).await,
                 Err(message) => {
-                    let text = format!(
-                        "inkling could not load the model {}: {message}. Completions are off until this is fixed: {}.",
-                        path.display(),
-                        models::FETCH_HINT
-                    );
+                    let text = no_model_message(format!("could not load the model {}: {message}", path.display()));
                     // Marked explained before the message goes out, so a completion request that
                     // arrives right after the client sees it stays quiet; and if such a request
                     // already explained it, this is not said a second time.
@@ -70,4 +65,10 @@ impl Server {
     pub(super) fn first_no_model_notice(&self) -> bool {
         !self.told_no_model.swap(true, Ordering::Relaxed)
     }
+}
+
+/// The message for completions that are off for want of a model: what went wrong, and how to
+/// get one.
+pub(super) fn no_model_message(what: impl std::fmt::Display) -> String {
+    format!("inkling: {what}. Completions are off until this is fixed: {}.", models::FETCH_HINT)
 }

@@ -36,7 +36,7 @@ impl Server {
             EngineState::Failed { message, .. } => {
                 // Said once (the load itself also reports), never per keystroke.
                 if self.first_no_model_notice() {
-                    self.client.show_message(MessageType::ERROR, format!("inkling: no model: {message}. Completions are off until this is fixed: {}.", crate::models::FETCH_HINT)).await;
+                    self.client.show_message(MessageType::ERROR, super::model::no_model_message(format!("no model: {message}"))).await;
                 }
                 return Ok(None);
             }
@@ -59,6 +59,7 @@ impl Server {
         };
         if let Outcome::Completed { generated, .. } | Outcome::Empty(generated) = &outcome {
             tracing::debug!(
+                line = pos.line,
                 prompt = generated.prompt_tokens,
                 reused = generated.reused_tokens,
                 new = generated.new_tokens,
