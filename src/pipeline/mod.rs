@@ -148,7 +148,7 @@ pub async fn complete_prepared(engine: &Engine, ctx: &CompletionContext, setting
 
 /// Blocking form of [`complete`], for the command line.
 pub fn complete_blocking(engine: &Engine, snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> Result<Outcome, EngineError> {
-    let ctx = match context::gather(snapshot, offset, settings) {
+    let ctx = match prepare(snapshot, offset, settings, None) {
         Decision::Skip(reason) => return Ok(Outcome::Skipped(reason)),
         Decision::Complete(ctx) => ctx,
     };

@@ -317,4 +317,3 @@ mod tests {
         assert_eq!(tree.root_node().to_sexp(), "(source_file (function_item name: (identifier) parameters: (parameters) body: (block)))");
     }
 }
-
