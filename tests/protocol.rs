@@ -235,3 +235,35 @@ async fn typing_through_a_suggestion_answers_without_the_model() {
     assert!(started.elapsed() >= Duration::from_millis(400));
     assert_eq!(first_item(&r).unwrap()["insertText"], "abcdefghij");
 }
+
+#[tokio::test]
+async fn a_request_the_user_asked_for_waits_for_a_model_still_loading() {
+    use crate::support::custom_server::CustomServer;
+    use crate::support::fake::FakeBackend;
+    use inkling::engine::{Backend, EngineState, Loader};
+    // A model that takes 400 ms to load.
+    let slow: Loader = Box::new(|_path: &std::path::Path| {
+        std::thread::sleep(Duration::from_millis(400));
+        Ok(Box::new(FakeBackend { script: echo_line_head, per_token: Duration::ZERO }) as Box<dyn Backend>)
+    });
+    let mut s = CustomServer::start(slow, "slow.gguf").await;
+    assert!(s.request("initialize", json!({"capabilities": {}})).await.is_ok());
+    s.notify("initialized", json!({})).await;
+    s.open(URI, "python", "def f():\n    ret").await;
+    s.wait_state(|st| matches!(st, EngineState::Loading(_)), Duration::from_secs(5)).await;
+    // Typing (automatic trigger): answered at once, empty.
+    let started = Instant::now();
+    let typed = s.request("textDocument/inlineCompletion", inline_params(URI, 1, 7)).await.expect("ok");
+    assert!(first_item(&typed).is_none(), "{typed}");
+    assert!(started.elapsed() < Duration::from_millis(300), "an automatic request waited: {:?}", started.elapsed());
+    assert!(matches!(s.state(), EngineState::Loading(_)), "the model loaded too soon for this test");
+    // Invoked (triggerKind 1): waits for the load and answers.
+    let mut invoked = inline_params(URI, 1, 7);
+    invoked["context"]["triggerKind"] = json!(1);
+    let asked = s.request("textDocument/inlineCompletion", invoked).await.expect("ok");
+    assert_eq!(first_item(&asked).map(|i| i["insertText"].clone()), Some(json!("'ret'")), "{asked}");
+    // The popup is always asked for.
+    s.wait_state(|st| matches!(st, EngineState::Ready { .. }), Duration::from_secs(5)).await;
+    let popup = s.request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 1, "character": 7}})).await.expect("ok");
+    assert!(!popup.is_null(), "{popup}");
+}

@@ -107,6 +107,7 @@ pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> D
     // Prefix: whole lines before the cursor line, starting at a line boundary.
     let first = line_start_at_or_after(text, line.start.saturating_sub(prefix_window));
     let prefix = slice(text, first, line.start);
+    let prefix_line = text.byte_to_line(first);
     // Suffix: the rest of the cursor line and whole lines after it.
     let last = line_end_at_or_before(text, (line.end + suffix_window).min(text.len_bytes()), line.end);
     let suffix = slice(text, line.start + line.head.len(), last);
@@ -114,7 +115,7 @@ pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> D
     let indent: String = line.head.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
     let indent_style = indent_style(&format!("{prefix}{}{suffix}", line.head));
     Decision::Complete(CompletionContext {
-        text: PromptText { prefix, suffix, line_head: line.head, ..PromptText::default() },
+        text: PromptText { prefix, prefix_line, suffix, line_head: line.head, ..PromptText::default() },
         mode,
         language: snapshot.language,
         path: snapshot.path.to_string(),

@@ -17,11 +17,14 @@ pub struct EngineOptions {
     pub speculate: bool,
     /// Most draft tokens verified per step.
     pub max_draft: usize,
+    /// Shortest run of cached tokens moved to a new position instead of being run again when a
+    /// prompt holds it elsewhere (see `engine::reuse`); 0 moves nothing. Needs `reuse`.
+    pub min_moved_run: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { reuse: true, speculate: true, max_draft: 6 }
+        EngineOptions { reuse: true, speculate: true, max_draft: 6, min_moved_run: 32 }
     }
 }
 

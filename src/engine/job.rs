@@ -55,6 +55,8 @@ pub enum StopReason {
     EndOfBlock,
     MaxTokens,
     TimeBudget,
+    /// A newer request cancelled this one (what was computed stays cached for it).
+    Cancelled,
     /// The context window is full.
     ContextFull,
 }
@@ -65,8 +67,11 @@ pub struct Generated {
     pub text: String,
     pub stop: StopReason,
     pub prompt_tokens: usize,
-    /// Prompt tokens whose KV entries were reused from the previous job.
+    /// Prompt tokens whose KV entries were reused from the previous job: the common prefix.
     pub reused_tokens: usize,
+    /// Prompt tokens after the common prefix whose KV entries were moved from other cached
+    /// positions instead of being computed.
+    pub moved_tokens: usize,
     pub new_tokens: usize,
     pub prefill_ms: f64,
     pub decode_ms: f64,

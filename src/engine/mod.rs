@@ -12,6 +12,7 @@ mod backend;
 mod job;
 pub mod model;
 mod qwen2_backend;
+mod reuse;
 mod slots;
 mod speculate;
 pub mod testing;

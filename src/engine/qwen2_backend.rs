@@ -2,9 +2,11 @@
 //!
 //! It keeps the token sequence whose keys and values sit in the model's KV cache. A new job
 //! switches to its file's cache (per-file snapshots), computes the longest common token prefix
-//! with the new prompt, truncates the cache there (O(1)) and prefills only the rest. Decoding is
-//! greedy; prompt-lookup drafts are verified in one batched pass and only the tokens greedy
-//! decoding would have produced are kept.
+//! with the new prompt, truncates the cache there (O(1)), moves cached runs the prompt holds at
+//! other positions (`engine::reuse`) and prefills only the rest, in steps of [`PREFILL_STEP`]
+//! tokens between which a newer request may cancel it (what ran stays cached and is reused by
+//! that request). Decoding is greedy; prompt-lookup drafts are verified in one batched pass and
+//! only the tokens greedy decoding would have produced are kept.
 
 use std::path::Path;
 use std::time::Instant;
@@ -16,6 +18,7 @@ use tokenizers::Tokenizer;
 use super::backend::{Backend, EngineOptions};
 use super::job::{CancelToken, GenerateRequest, Generated, StopReason};
 use super::model::Qwen2;
+use super::reuse::{self, Step};
 use super::slots::Slots;
 use super::speculate;
 use super::vocab::TokenBytes;
@@ -23,6 +26,9 @@ use crate::prompt::{self, SpecialTokens};
 
 /// Tokens of KV cache allocated per model (prompt + generated).
 pub const DEFAULT_MAX_CONTEXT: usize = 4096;
+/// Prompt tokens run between two checks for a newer request: a cancelled prefill stops after
+/// at most this many (a few hundred milliseconds on a CPU).
+pub const PREFILL_STEP: usize = 64;
 /// Positions whose logits are kept (a vocabulary-sized row each: ~0.6 MB).
 const MAX_SAVED_LOGITS: usize = 48;
 
@@ -111,6 +117,55 @@ impl Qwen2Backend {
         Ok(logits)
     }
 
+    /// Runs `tokens` after the live cache without computing logits.
+    fn extend(&mut self, tokens: &[u32]) -> Result<()> {
+        self.model.extend(tokens)?;
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    /// Brings the cache from `self.cached` to `tokens`: keeps the first `keep`, then follows
+    /// `steps` (from [`reuse::plan`]), running the model [`PREFILL_STEP`] tokens at a time.
+    /// Returns the logits after the last token, or `None` when `cancel` had fired by the end of
+    /// a step (what ran stays cached).
+    fn rebuild(&mut self, tokens: &[u32], keep: usize, steps: &[Step], cancel: &CancelToken) -> Result<Option<Tensor>> {
+        // Copy the moved runs out first: the steps before them overwrite their old positions.
+        let mut spans = Vec::new();
+        for step in steps {
+            if let Step::Move { from, len, .. } = *step {
+                spans.push(self.model.span(from, len)?);
+            }
+        }
+        self.truncate(keep);
+        let mut spans = spans.into_iter();
+        let mut logits = None;
+        for step in steps {
+            match *step {
+                Step::Move { to, len, .. } => {
+                    let span = spans.next().context("a moved run without its copy")?;
+                    self.model.append_span(&span)?;
+                    self.cached.extend_from_slice(&tokens[to..to + len]);
+                }
+                Step::Run { start, end } => {
+                    let mut at = start;
+                    while at < end {
+                        let next = (at + PREFILL_STEP).min(end);
+                        if next == tokens.len() {
+                            logits = Some(self.run(&tokens[at..next], false)?);
+                        } else {
+                            self.extend(&tokens[at..next])?;
+                            if cancel.is_cancelled() {
+                                return Ok(None);
+                            }
+                        }
+                        at = next;
+                    }
+                }
+            }
+        }
+        logits.context("the prompt's last token was not run").map(Some)
+    }
+
     fn remember_logits(&mut self, position: usize, logits: Tensor) {
         self.logits_at.retain(|(p, _)| *p != position);
         if self.logits_at.len() >= MAX_SAVED_LOGITS {
@@ -192,15 +247,33 @@ impl Backend for Qwen2Backend {
         // logits were kept, nothing needs computing; otherwise run at least the last token.
         let common = common_prefix(&self.cached, tokens);
         let whole = (common == tokens.len()).then(|| self.saved_logits(tokens.len() - 1)).flatten();
-        let (reused, mut logits) = match whole {
+        let (reused, moved, mut logits) = match whole {
             Some(logits) => {
                 self.truncate(tokens.len());
-                (tokens.len(), logits)
+                (tokens.len(), 0, logits)
             }
             None => {
-                let reused = common.min(tokens.len() - 1);
-                self.truncate(reused);
-                (reused, self.run(&tokens[reused..], false).context("prefill")?)
+                let keep = common.min(tokens.len() - 1);
+                let min_run = if self.options.reuse { self.options.min_moved_run } else { 0 };
+                let steps = reuse::plan(&self.cached, tokens, keep, min_run);
+                match self.rebuild(tokens, keep, &steps, cancel).context("prefill")? {
+                    Some(logits) => (keep, reuse::moved(&steps), logits),
+                    None => {
+                        let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
+                        return Ok(Generated {
+                            text: String::new(),
+                            stop: StopReason::Cancelled,
+                            prompt_tokens: tokens.len(),
+                            reused_tokens: keep,
+                            moved_tokens: 0,
+                            new_tokens: 0,
+                            prefill_ms,
+                            decode_ms: 0.0,
+                            draft_tokens: 0,
+                            draft_accepted: 0,
+                        });
+                    }
+                }
             }
         };
         let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -218,7 +291,7 @@ impl Backend for Qwen2Backend {
                 break StopReason::TimeBudget;
             }
             if cancel.is_cancelled() {
-                break StopReason::TimeBudget; // the worker answers Cancelled
+                break StopReason::Cancelled;
             }
             let room = self.model.max_ctx().saturating_sub(self.cached.len() + 1);
             if room == 0 {
@@ -267,6 +340,7 @@ impl Backend for Qwen2Backend {
             stop,
             prompt_tokens: tokens.len(),
             reused_tokens: reused,
+            moved_tokens: moved,
             new_tokens: state.generated.len(),
             prefill_ms,
             decode_ms: decode_started.elapsed().as_secs_f64() * 1e3,

@@ -46,6 +46,9 @@ pub struct TinyOptions {
     pub quantized: bool,
     /// Reuse the embedding as the LM head (no `output.weight`), like Qwen2.5-Coder-0.5B.
     pub tied: bool,
+    /// Transformer blocks (a one-block model's keys and values depend only on each token and
+    /// its position, which some cache tests need).
+    pub layers: usize,
 }
 
 impl Default for TinyOptions {
@@ -53,6 +56,7 @@ impl Default for TinyOptions {
         Self {
             quantized: true,
             tied: true,
+            layers: LAYERS,
         }
     }
 }
@@ -77,7 +81,7 @@ pub fn tiny_model_path() -> PathBuf {
 pub fn write_tiny_gguf(dir: &Path, seed: u64, opts: TinyOptions) -> anyhow::Result<PathBuf> {
     let tokens = tiny_tokens();
     let mut tensors = Vec::new();
-    for t in tiny_tensors(seed, tokens.len(), opts.tied)? {
+    for t in tiny_tensors(seed, tokens.len(), opts.tied, opts.layers)? {
         let q = if opts.quantized && t.matrix {
             QTensor::quantize(&t.value, GgmlDType::Q8_0)?
         } else {
@@ -95,7 +99,7 @@ pub fn write_tiny_gguf(dir: &Path, seed: u64, opts: TinyOptions) -> anyhow::Resu
             "general.name",
             Value::String(format!("inkling tiny qwen2 (seed {seed})")),
         ),
-        ("qwen2.block_count", u32v(LAYERS)),
+        ("qwen2.block_count", u32v(opts.layers)),
         ("qwen2.context_length", u32v(CONTEXT)),
         ("qwen2.embedding_length", u32v(HIDDEN)),
         ("qwen2.feed_forward_length", u32v(FFN)),
@@ -144,6 +148,9 @@ pub fn write_tiny_gguf(dir: &Path, seed: u64, opts: TinyOptions) -> anyhow::Resu
     if !opts.tied {
         name.push_str("-untied");
     }
+    if opts.layers != LAYERS {
+        name.push_str(&format!("-{}layers", opts.layers));
+    }
     let path = dir.join(format!("{name}.gguf"));
     // Write to a temporary name and rename, so a concurrent reader never sees half a file.
     let partial = dir.join(format!("{name}.gguf.partial-{}", std::process::id()));
@@ -176,6 +183,7 @@ pub fn write_tiny_hf(dir: &Path, seed: u64, tied: bool) -> anyhow::Result<PathBu
         TinyOptions {
             quantized: false,
             tied,
+            layers: LAYERS,
         },
     )?;
     let content = gguf_file::Content::read(&mut std::fs::File::open(&gguf)?)?;
@@ -187,7 +195,7 @@ pub fn write_tiny_hf(dir: &Path, seed: u64, tied: bool) -> anyhow::Result<PathBu
 
     let tokens = tiny_tokens();
     let tensors: std::collections::HashMap<String, Tensor> =
-        tiny_tensors(seed, tokens.len(), tied)?
+        tiny_tensors(seed, tokens.len(), tied, LAYERS)?
             .into_iter()
             .map(|t| (t.hf_name, t.value))
             .collect();
@@ -248,7 +256,7 @@ struct TinyTensor {
 }
 
 /// Deterministic random weights, scaled so that activations stay around unit size.
-fn tiny_tensors(seed: u64, vocab: usize, tied: bool) -> anyhow::Result<Vec<TinyTensor>> {
+fn tiny_tensors(seed: u64, vocab: usize, tied: bool, layers: usize) -> anyhow::Result<Vec<TinyTensor>> {
     let mut rng = XorShift::new(seed);
     let kv = KV_HEADS * (HIDDEN / HEADS);
     let mut out = Vec::new();
@@ -278,7 +286,7 @@ fn tiny_tensors(seed: u64, vocab: usize, tied: bool) -> anyhow::Result<Vec<TinyT
         &[vocab, HIDDEN],
         Kind::Embedding,
     )?;
-    for i in 0..LAYERS {
+    for i in 0..layers {
         let (g, h) = (format!("blk.{i}"), format!("model.layers.{i}"));
         push(
             format!("{g}.attn_norm.weight"),

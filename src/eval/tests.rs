@@ -193,7 +193,7 @@ impl crate::engine::Backend for Rambling {
             }
         }
         let new_tokens = text.chars().count();
-        Ok(crate::engine::Generated { text, stop, prompt_tokens: 1, reused_tokens: 0, new_tokens, prefill_ms: 0.0, decode_ms: 0.0, draft_tokens: 0, draft_accepted: 0 })
+        Ok(crate::engine::Generated { text, stop, prompt_tokens: 1, reused_tokens: 0, moved_tokens: 0, new_tokens, prefill_ms: 0.0, decode_ms: 0.0, draft_tokens: 0, draft_accepted: 0 })
     }
 }
 

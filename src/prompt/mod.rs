@@ -51,6 +51,9 @@ pub struct PromptText {
     pub path: String,
     /// Whole lines before the cursor line (each ending in a line break).
     pub prefix: String,
+    /// The document's line number (0-based) of the prefix's first line: the prefix window
+    /// starts only at lines on a grid of this numbering (see [`anchor_step`]).
+    pub prefix_line: usize,
     /// The rest of the cursor line after the cursor, and the lines after it.
     pub suffix: String,
     /// The cursor line up to the cursor.
@@ -95,11 +98,32 @@ fn line_token_counts(tokenizer: &Tokenizer, lines: &[&str]) -> Result<Vec<usize>
     lines.iter().map(|l| encode(tokenizer, l).map(|ids| ids.len())).collect()
 }
 
-/// Tokenizes the prefix, dropping whole lines from the top until it fits `max` tokens.
+/// Lines between two places the prefix window may start, for a budget of `max_tokens`: about a
+/// quarter of the budget (at ~10 tokens a line), at most 32 lines.
+///
+/// The window's first line is where the prompt's cached tokens stop matching when it moves, so
+/// it moves in steps: while the cursor walks down, the window keeps its first line and grows,
+/// until the budget forces it down to the next line on the grid. Moving to the next line then
+/// re-reads only that line (and what follows the prefix), not the whole window. The grid is a
+/// pure function of the document's line numbers, so training prompts built from the same text
+/// are the same.
+pub fn anchor_step(max_tokens: usize) -> usize {
+    (max_tokens / 40).clamp(1, 32)
+}
+
+/// Tokenizes the prefix, dropping whole lines from the top until it fits `max` tokens and
+/// starts on the [`anchor_step`] grid (`first_line`: the document's number of its first line).
 /// The kept lines are tokenized in one piece, so the ids equal those of the kept text.
-fn fit_prefix(tokenizer: &Tokenizer, prefix: &str, max: usize) -> Result<Vec<u32>> {
+fn fit_prefix(tokenizer: &Tokenizer, prefix: &str, first_line: usize, max: usize) -> Result<Vec<u32>> {
     let lines = lines_with_breaks(prefix);
     let counts = line_token_counts(tokenizer, &lines)?;
+    let step = anchor_step(max);
+    // The first line at or after `i` on the grid; when none is left before the end (a budget
+    // of fewer lines than a step), any line will do.
+    let on_grid = |i: usize| {
+        let next = (first_line + i).next_multiple_of(step) - first_line;
+        if next < lines.len() { next } else { i }
+    };
     // Estimate from per-line counts, then check the joint encoding exactly.
     let mut start = lines.len();
     let mut total = 0usize;
@@ -107,12 +131,13 @@ fn fit_prefix(tokenizer: &Tokenizer, prefix: &str, max: usize) -> Result<Vec<u32
         start -= 1;
         total += counts[start];
     }
+    start = on_grid(start);
     loop {
         let ids = encode(tokenizer, &lines[start..].concat())?;
         if ids.len() <= max || start >= lines.len() {
             return Ok(ids);
         }
-        start += 1;
+        start = on_grid(start + 1);
     }
 }
 
@@ -151,7 +176,7 @@ pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, 
         tokens.push(special.fim_prefix);
         tokens.extend(commented_chunks(tokenizer, text, budget.max_context_tokens)?);
         let context_len = tokens.len();
-        tokens.extend(fit_prefix(tokenizer, &text.prefix, budget.max_prefix_tokens)?);
+        tokens.extend(fit_prefix(tokenizer, &text.prefix, text.prefix_line, budget.max_prefix_tokens)?);
         return finish_fim(tokenizer, special, text, budget, tokens, context_len);
     }
     if !text.chunks.is_empty() {
@@ -178,7 +203,7 @@ pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, 
     }
     let context_len = tokens.len();
     tokens.push(special.fim_prefix);
-    tokens.extend(fit_prefix(tokenizer, &text.prefix, budget.max_prefix_tokens)?);
+    tokens.extend(fit_prefix(tokenizer, &text.prefix, text.prefix_line, budget.max_prefix_tokens)?);
     finish_fim(tokenizer, special, text, budget, tokens, context_len)
 }
 

@@ -47,7 +47,7 @@ fn label(text: &str) -> String {
 impl Server {
     pub(super) async fn on_completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let tdp = params.text_document_position;
-        let Some(s) = self.suggest(&tdp.text_document, tdp.position).await? else {
+        let Some(s) = self.suggest(&tdp.text_document, tdp.position, true).await? else {
             return Ok(Some(CompletionResponse::List(CompletionList { is_incomplete: true, items: Vec::new() })));
         };
         let line_start = line_start_of(&s.snapshot.text, ByteOffset(s.offset)).0;

@@ -8,7 +8,9 @@ use super::Server;
 impl Server {
     pub(super) async fn inline_completion(&self, params: InlineCompletionParams) -> Result<Option<InlineCompletionResponse>> {
         let tdp = params.text_document_position;
-        let Some(s) = self.suggest(&tdp.text_document, tdp.position).await? else {
+        // Asked for by the user (not while typing): worth waiting for a model still loading.
+        let invoked = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
+        let Some(s) = self.suggest(&tdp.text_document, tdp.position, invoked).await? else {
             return Ok(Some(InlineCompletionResponse::List(InlineCompletionList { items: Vec::new() })));
         };
         let item = InlineCompletionItem {

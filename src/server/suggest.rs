@@ -1,5 +1,8 @@
-//! The completion path both request kinds share: resolve the document and cursor, run the
-//! pipeline, drop answers for stale document versions.
+//! The completion path both request kinds share: resolve the document and cursor, wait a
+//! little for a model still loading when the user asked, run the pipeline, drop answers for
+//! stale document versions.
+
+use std::time::Duration;
 
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::*;
@@ -20,8 +23,26 @@ pub(super) struct Suggestion {
     pub snippets: bool,
 }
 
+/// Longest wait for a model still loading, for a request the user asked for (an invoked inline
+/// completion, the completion popup). Requests made while typing never wait.
+pub(super) const LOAD_WAIT: Duration = Duration::from_secs(8);
+
 impl Server {
-    pub(super) async fn suggest(&self, doc: &TextDocumentIdentifier, pos: Position) -> Result<Option<Suggestion>> {
+    /// Waits until the engine leaves `Loading` (or `Empty`, before the first load starts), at
+    /// most `limit`; returns the state then.
+    async fn settled_state(&self, limit: Duration) -> EngineState {
+        let mut states = self.engine.subscribe();
+        let settled = async move {
+            // `wait_for` fails only when the engine is gone; the state read below says so.
+            let _ = states.wait_for(|s| matches!(s, EngineState::Ready { .. } | EngineState::Failed { .. })).await;
+        };
+        let _ = tokio::time::timeout(limit, settled).await;
+        self.engine.state()
+    }
+
+    /// The suggestion at `pos`; `invoked`: the user asked for it, so a model still loading is
+    /// waited for (at most [`LOAD_WAIT`]).
+    pub(super) async fn suggest(&self, doc: &TextDocumentIdentifier, pos: Position, invoked: bool) -> Result<Option<Suggestion>> {
         let uri = uri_key(&doc.uri);
         let Some(snapshot) = self.documents.snapshot(&uri) else {
             return Err(Error::invalid_params(format!("inkling: the document {uri} is not open (send didOpen first)")));
@@ -31,7 +52,8 @@ impl Server {
         if !config.settings.enabled {
             return Ok(None);
         }
-        match self.engine.state() {
+        let state = if invoked { self.settled_state(LOAD_WAIT).await } else { self.engine.state() };
+        match state {
             EngineState::Ready { .. } => {}
             EngineState::Failed { message, .. } => {
                 // Said once (the load itself also reports), never per keystroke.
@@ -62,6 +84,7 @@ impl Server {
                 line = pos.line,
                 prompt = generated.prompt_tokens,
                 reused = generated.reused_tokens,
+                moved = generated.moved_tokens,
                 new = generated.new_tokens,
                 prefill_ms = generated.prefill_ms,
                 decode_ms = generated.decode_ms,

@@ -62,6 +62,7 @@ impl Backend for FakeBackend {
             stop,
             prompt_tokens: 0,
             reused_tokens: 0,
+            moved_tokens: 0,
             new_tokens: n,
             prefill_ms: 0.0,
             decode_ms: started.elapsed().as_secs_f64() * 1e3,

@@ -1,5 +1,5 @@
 //! One transformer block's pieces: grouped-query attention over the KV cache, the SwiGLU MLP,
-//! the causal mask and the RoPE tables.
+//! the causal mask, the RoPE tables and the turn that moves cached keys to other positions.
 //!
 //! Grouped-query attention does not copy K/V per query head (`repeat_kv`): the query heads that
 //! share a K/V head are folded into the row axis, `[1, heads, n, d]` → `[1, kv_heads,
@@ -91,6 +91,38 @@ pub fn causal_mask(n: usize, offset: usize, device: &Device) -> candle_core::Res
     Tensor::from_vec(data, (n, total), device)
 }
 
+/// RoPE frequencies `theta^(-2i / head_dim)` for `i < head_dim / 2`.
+fn inv_freq(head_dim: usize, theta: f64) -> Vec<f64> {
+    (0..head_dim / 2)
+        .map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64))
+        .collect()
+}
+
+/// `[rows, head_dim / 2]` cos/sin tables, row `r` for the angles `angle(r) · inv_freq`.
+fn tables(
+    head_dim: usize,
+    theta: f64,
+    rows: usize,
+    angle: impl Fn(usize) -> f64,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let inv_freq = inv_freq(head_dim, theta);
+    let half = inv_freq.len();
+    let mut cos = Vec::with_capacity(rows * half);
+    let mut sin = Vec::with_capacity(rows * half);
+    for r in 0..rows {
+        for f in &inv_freq {
+            let a = angle(r) * f;
+            cos.push(a.cos() as f32);
+            sin.push(a.sin() as f32);
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (rows, half), device)?,
+        Tensor::from_vec(sin, (rows, half), device)?,
+    ))
+}
+
 /// Neox-style RoPE tables: `cos/sin[p, i] = cos/sin(p · theta^(-2i / head_dim))`, computed in
 /// f64 so that late positions keep their precision.
 pub fn rope_tables(
@@ -99,28 +131,42 @@ pub fn rope_tables(
     max_ctx: usize,
     device: &Device,
 ) -> candle_core::Result<(Tensor, Tensor)> {
-    let half = head_dim / 2;
-    let inv_freq: Vec<f64> = (0..half)
-        .map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64))
-        .collect();
-    let mut cos = Vec::with_capacity(max_ctx * half);
-    let mut sin = Vec::with_capacity(max_ctx * half);
-    for p in 0..max_ctx {
-        for f in &inv_freq {
-            let angle = p as f64 * f;
-            cos.push(angle.cos() as f32);
-            sin.push(angle.sin() as f32);
-        }
-    }
-    Ok((
-        Tensor::from_vec(cos, (max_ctx, half), device)?,
-        Tensor::from_vec(sin, (max_ctx, half), device)?,
-    ))
+    tables(head_dim, theta, max_ctx, |p| p as f64, device)
+}
+
+/// Tables that turn `n` keys already rotated for their positions by `delta` more positions
+/// (negative: back): RoPE rotates each pair of a key by an angle proportional to its position,
+/// so a rotation by `delta · freq` on top of the one for `p` is the rotation for `p + delta`.
+pub fn rope_turn(
+    head_dim: usize,
+    theta: f64,
+    delta: i64,
+    n: usize,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    tables(head_dim, theta, n, |_| delta as f64, device)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turning_rotated_keys_equals_rotating_them_at_the_new_position() {
+        let (d, theta, n) = (8, 10_000.0, 5);
+        let k = Tensor::randn(0f32, 1.0, (1, 2, n, d), &Device::Cpu).unwrap();
+        let (cos, sin) = rope_tables(d, theta, 64, &Device::Cpu).unwrap();
+        let at = |p: usize| {
+            let (c, s) = (cos.narrow(0, p, n).unwrap(), sin.narrow(0, p, n).unwrap());
+            candle_nn::rotary_emb::rope(&k, &c, &s).unwrap()
+        };
+        for (from, to) in [(3usize, 40usize), (40, 3), (0, 0), (17, 18)] {
+            let (c, s) = rope_turn(d, theta, to as i64 - from as i64, n, &Device::Cpu).unwrap();
+            let turned = candle_nn::rotary_emb::rope(&at(from), &c, &s).unwrap();
+            let diff: f32 = (turned - at(to)).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(diff < 1e-5, "{from} -> {to}: {diff}");
+        }
+    }
 
     #[test]
     fn causal_mask_layout() {

@@ -5,7 +5,9 @@
 //! reads a narrowed view of the first `len` positions (no copy). Truncating only moves the
 //! shared length cursor: stale entries past it are overwritten by the next append. This is
 //! what lets the engine keep the common prefix of two consecutive prompts and only run the
-//! tokens that changed.
+//! tokens that changed. A run of cached positions can also be copied out ([`KvCache::span`])
+//! and appended again at another position ([`KvCache::append_span`]), which is how the engine
+//! moves cached text that a new prompt holds at another place.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -106,6 +108,72 @@ impl KvCache {
     }
 }
 
+/// A copy of the keys and values of the cached positions `start..start + len`.
+#[derive(Debug)]
+pub struct KvSpan {
+    keys: Vec<Tensor>,
+    values: Vec<Tensor>,
+    start: usize,
+    len: usize,
+}
+
+impl KvSpan {
+    /// The first position the span was copied from.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Positions in the span.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the span holds no position.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl KvCache {
+    /// Copies positions `start..start + len` out, so that they survive the cache being
+    /// truncated and rewritten.
+    pub fn span(&self, start: usize, len: usize) -> candle_core::Result<KvSpan> {
+        if start.checked_add(len).is_none_or(|end| end > self.len) {
+            candle_core::bail!("KV span {start}+{len} is outside the {} cached positions", self.len);
+        }
+        let copy = |t: &Tensor| t.narrow(2, start, len)?.contiguous()?.copy();
+        Ok(KvSpan {
+            keys: self.keys.iter().map(copy).collect::<candle_core::Result<_>>()?,
+            values: self.values.iter().map(copy).collect::<candle_core::Result<_>>()?,
+            start,
+            len,
+        })
+    }
+
+    /// Appends a span at position `len()` and commits it. Each layer's keys pass through
+    /// `turn` first: they carry the rotation of the positions they were copied from, and the
+    /// caller turns them by the distance moved (see the model's `append_span`).
+    pub fn append_span(
+        &mut self,
+        span: &KvSpan,
+        turn: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<()> {
+        if span.keys.len() != self.keys.len() {
+            candle_core::bail!("KV span does not fit this cache");
+        }
+        self.ensure_room(span.len)?;
+        if span.len == 0 {
+            return Ok(());
+        }
+        for (layer, (k, v)) in span.keys.iter().zip(&span.values).enumerate() {
+            self.keys[layer].slice_set(&turn(k)?.contiguous()?, 2, self.len)?;
+            self.values[layer].slice_set(v, 2, self.len)?;
+        }
+        self.len += span.len;
+        Ok(())
+    }
+}
+
 /// A saved copy of the first `len` positions of every layer, for switching between files
 /// without recomputing (see the engine's per-file snapshot LRU).
 #[derive(Debug)]
@@ -184,6 +252,33 @@ mod tests {
         let k: Vec<f32> = k.i_sum_positions();
         assert_eq!(k, vec![8.0, 16.0, 16.0]);
         assert_eq!(v.i_sum_positions(), vec![8.0, 24.0, 24.0]);
+    }
+
+    #[test]
+    fn a_span_moves_to_the_end_and_survives_overwrites() {
+        let mut cache = KvCache::new(2, 2, 4, 16, DType::F32, &Device::Cpu).unwrap();
+        for (layer, value) in [(0, 1.0), (1, 10.0)] {
+            let ramp = Tensor::arange(0f32, 6.0, &Device::Cpu).unwrap().reshape((1, 1, 6, 1)).unwrap();
+            let k = (ramp.broadcast_as((1, 2, 6, 4)).unwrap() + value).unwrap();
+            cache.append(layer, &k, &k).unwrap();
+        }
+        cache.commit(6).unwrap();
+        assert!(cache.span(4, 3).is_err(), "past the cached length");
+        let span = cache.span(3, 2).unwrap(); // positions 3 and 4
+        cache.truncate(1);
+        cache.append(0, &filled(1, 0.0), &filled(1, 0.0)).unwrap(); // overwrite position 1 ...
+        cache.append(1, &filled(1, 0.0), &filled(1, 0.0)).unwrap();
+        cache.commit(1).unwrap();
+        cache.append_span(&span, |k| k * 2.0).unwrap(); // ... then put 3 and 4 at 2 and 3
+        assert_eq!(cache.len(), 4);
+        let (k, v) = (cache.keys[1].narrow(2, 0, 4).unwrap(), cache.values[1].narrow(2, 0, 4).unwrap());
+        // Layer 1, per position: 8 values of (position + 10), keys doubled by `turn`.
+        assert_eq!(v.i_sum_positions(), vec![80.0, 0.0, 104.0, 112.0]);
+        assert_eq!(k.i_sum_positions(), vec![80.0, 0.0, 208.0, 224.0]);
+        let mut full = KvCache::new(2, 2, 4, 5, DType::F32, &Device::Cpu).unwrap();
+        full.len = 4;
+        assert!(full.append_span(&span, |k| Ok(k.clone())).is_err(), "no room");
+        assert_eq!(full.len(), 4);
     }
 
     #[test]

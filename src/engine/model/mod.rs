@@ -2,8 +2,9 @@
 //!
 //! [`Qwen2::load`] reads a GGUF file or a Hugging Face folder and returns the model together
 //! with its tokenizer; the engine thread then feeds tokens with [`Qwen2::forward_last`] /
-//! [`Qwen2::forward_all`] and rewinds the cache with [`Qwen2::truncate`] to reuse the prefix
-//! shared with the previous prompt.
+//! [`Qwen2::forward_all`] / [`Qwen2::extend`], rewinds the cache with [`Qwen2::truncate`] to
+//! reuse the prefix shared with the previous prompt, and moves cached runs to other positions
+//! with [`Qwen2::span`] / [`Qwen2::append_span`].
 //!
 //! Files: [`config`] (hyper-parameters), [`weights`] (reading files), [`quant`] (Q5_0 → Q8_0),
 //! [`kv_cache`], [`qwen2`] (the forward pass), [`attention`] (its per-block pieces), [`error`]
@@ -25,7 +26,7 @@ use tokenizers::Tokenizer;
 
 pub use config::ModelConfig;
 pub use error::LoadError;
-pub use kv_cache::KvSnapshot;
+pub use kv_cache::{KvSnapshot, KvSpan};
 
 /// Special tokens a fill-in-the-middle prompt needs; each must encode as one id.
 pub const FIM_TOKENS: [&str; 4] = [
@@ -97,6 +98,23 @@ impl Qwen2 {
     /// O(1): forget every cached position at or after `len` (no-op if `len >= cached_len`).
     pub fn truncate(&mut self, len: usize) {
         self.model.cache_mut().truncate(len);
+    }
+
+    /// Copies the cached positions `start..start + len` out (see [`Qwen2::append_span`]).
+    pub fn span(&self, start: usize, len: usize) -> anyhow::Result<KvSpan> {
+        Ok(self.model.cache().span(start, len)?)
+    }
+
+    /// Appends a span copied by [`Qwen2::span`] at position `cached_len()`: its keys are turned
+    /// by the distance moved, so the positions hold what a run of the same tokens there would
+    /// hold had their earlier neighbours not changed.
+    pub fn append_span(&mut self, span: &KvSpan) -> anyhow::Result<()> {
+        Ok(self.model.append_span(span)?)
+    }
+
+    /// Runs `tokens` at positions `cached_len()..`, appending to the cache, without logits.
+    pub fn extend(&mut self, tokens: &[u32]) -> anyhow::Result<()> {
+        Ok(self.model.extend(tokens)?)
     }
 
     /// Turns the dense f32 prefill path for Q8_0 weights on (the default) or off

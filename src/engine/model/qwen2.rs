@@ -8,9 +8,9 @@
 
 use candle_core::{DType, Device, Module, Tensor, D};
 
-use super::attention::{causal_mask, mlp, rope_tables, Attention};
+use super::attention::{causal_mask, mlp, rope_tables, rope_turn, Attention};
 use super::config::ModelConfig;
-use super::kv_cache::KvCache;
+use super::kv_cache::{KvCache, KvSpan};
 use super::weights::Weights;
 
 /// A Qwen2 model bound to its KV cache.
@@ -74,6 +74,31 @@ impl Model {
     /// last token. Long inputs run in chunks of [`PREFILL_CHUNK`] positions, which bounds the
     /// memory of the attention scores. On error the cache keeps its previous length.
     pub fn forward(&mut self, tokens: &[u32], all_positions: bool) -> candle_core::Result<Tensor> {
+        let want = if all_positions { Logits::All } else { Logits::Last };
+        let mut logits = self.forward_checked(tokens, want)?;
+        match logits.len() {
+            1 => Ok(logits.remove(0)),
+            _ => Tensor::cat(&logits, 0),
+        }
+    }
+
+    /// Runs `tokens` after the cached positions into the cache, computing no logits.
+    pub fn extend(&mut self, tokens: &[u32]) -> candle_core::Result<()> {
+        self.forward_checked(tokens, Logits::None).map(drop)
+    }
+
+    /// Appends a span copied out of this model's cache at the end of the cache, its keys
+    /// turned from the positions they were computed at to their new ones.
+    pub fn append_span(&mut self, span: &KvSpan) -> candle_core::Result<()> {
+        let delta = self.cache.len() as i64 - span.start() as i64;
+        if delta == 0 {
+            return self.cache.append_span(span, |k| Ok(k.clone()));
+        }
+        let (cos, sin) = rope_turn(self.cfg.head_dim, self.cfg.rope_theta, delta, span.len(), &self.device)?;
+        self.cache.append_span(span, |k| candle_nn::rotary_emb::rope(k, &cos, &sin))
+    }
+
+    fn forward_checked(&mut self, tokens: &[u32], want: Logits) -> candle_core::Result<Vec<Tensor>> {
         let _span = tracing::trace_span!("qwen2_forward", n = tokens.len()).entered();
         if tokens.is_empty() {
             candle_core::bail!("forward called with no tokens");
@@ -86,32 +111,24 @@ impl Model {
             );
         }
         let start = self.cache.len();
-        let result = self.forward_chunks(tokens, all_positions);
+        let result = self.forward_chunks(tokens, want);
         if result.is_err() {
             self.cache.truncate(start);
         }
         result
     }
 
-    fn forward_chunks(
-        &mut self,
-        tokens: &[u32],
-        all_positions: bool,
-    ) -> candle_core::Result<Tensor> {
+    fn forward_chunks(&mut self, tokens: &[u32], want: Logits) -> candle_core::Result<Vec<Tensor>> {
         let chunks: Vec<&[u32]> = tokens.chunks(PREFILL_CHUNK).collect();
         let mut logits = Vec::new();
         for (i, chunk) in chunks.iter().enumerate() {
-            let wanted = match (all_positions, i + 1 == chunks.len()) {
-                (true, _) => Logits::All,
-                (false, true) => Logits::Last,
-                (false, false) => Logits::None,
+            let wanted = match (want, i + 1 == chunks.len()) {
+                (Logits::Last, false) => Logits::None,
+                (want, _) => want,
             };
             logits.extend(self.forward_chunk(chunk, wanted)?);
         }
-        match logits.len() {
-            1 => Ok(logits.remove(0)),
-            _ => Tensor::cat(&logits, 0),
-        }
+        Ok(logits)
     }
 
     /// One forward pass over `tokens` (already validated to fit), committing them to the cache.
@@ -334,6 +351,41 @@ mod tests {
         model.truncate(0);
         model.set_dense_prefill(true);
         assert_eq!(max_abs_diff(&model.forward_all(short).unwrap(), &quantized), 0.0);
+    }
+
+    #[test]
+    fn a_moved_span_equals_a_cold_run_in_a_one_block_model() {
+        // One block: keys and values depend only on each token and its position, so a span
+        // moved and turned must hold what a cold run computes at the new positions.
+        let dir = tempfile::tempdir().unwrap();
+        let opts = testing::TinyOptions { layers: 1, ..testing::TinyOptions::default() };
+        let path = testing::write_tiny_gguf(dir.path(), 3, opts).unwrap();
+        let mut model = Qwen2::load(&path, &Device::Cpu, 256).unwrap().0;
+        model.set_dense_prefill(false);
+        let (a, b, c) = (tokens(20, 1), tokens(30, 2), tokens(9, 3));
+        for inserted in [c.clone(), Vec::new(), c[..2].to_vec()] {
+            // Cached: a b. Wanted: a (inserted) b, then one more token. `b` moves by |inserted|,
+            // or back by 5 when the last 5 tokens of `a` are dropped instead.
+            let (kept, wanted): (Vec<u32>, Vec<u32>) = if inserted.is_empty() {
+                (a[..15].to_vec(), [&a[..15], &b[..], &[5]].concat())
+            } else {
+                (a.clone(), [&a[..], &inserted[..], &b[..], &[5]].concat())
+            };
+            model.truncate(0);
+            let cold = model.forward_last(&wanted).unwrap();
+            model.truncate(0);
+            model.extend(&[a.clone(), b.clone()].concat()).unwrap();
+            let span = model.span(a.len(), b.len()).unwrap();
+            model.truncate(kept.len());
+            if !inserted.is_empty() {
+                model.extend(&inserted).unwrap();
+            }
+            model.append_span(&span).unwrap();
+            let warm = model.forward_last(&[5]).unwrap();
+            assert_eq!(model.cached_len(), wanted.len());
+            let diff = max_abs_diff(&cold, &warm);
+            assert!(diff < 1e-4, "inserted {}: diff {diff}", inserted.len());
+        }
     }
 
     #[test]

@@ -124,6 +124,7 @@ fn hf_folder_matches_f32_gguf() {
         let opts = TinyOptions {
             quantized: false,
             tied,
+            ..TinyOptions::default()
         };
         let gguf = testing::write_tiny_gguf(dir.path(), 11, opts).unwrap();
         let hf = testing::write_tiny_hf(dir.path(), 11, tied).unwrap();

@@ -4,13 +4,19 @@
 use std::time::Duration;
 
 use super::*;
-use crate::engine::testing::tiny_model_path;
+use crate::config::Settings;
+use crate::context::{self, Decision};
+use crate::engine::testing::{tiny_model_path, write_tiny_gguf, TinyOptions};
 use crate::prompt::{Budget, PromptText};
+use crate::session::{ByteOffset, Document, DocumentLimits};
+use crate::syntax::Language;
 
 const BUDGET: Budget = Budget { max_prefix_tokens: 400, max_suffix_tokens: 120, max_context_tokens: 200 };
 
+/// The tiny model with exact reuse only (no moved runs, which are approximate in a model of
+/// more than one block; they have tests of their own below).
 fn backend(reuse: bool, speculate: bool) -> Qwen2Backend {
-    let options = EngineOptions { reuse, speculate, max_draft: 6 };
+    let options = EngineOptions { reuse, speculate, min_moved_run: 0, ..EngineOptions::default() };
     Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, options).expect("tiny model")
 }
 
@@ -160,4 +166,83 @@ fn a_prompt_inside_the_cached_sequence_needs_no_forward_pass() {
     if again.reused_tokens == again.prompt_tokens {
         assert!(again.prefill_ms < reference.prefill_ms, "no forward pass when the prompt is fully cached");
     }
+}
+
+#[test]
+fn moved_runs_give_exactly_the_cold_result_in_a_one_block_model() {
+    // With one block, a position's keys and values depend only on its token and its position,
+    // so moving them (and turning the keys) must give what a cold prefill computes.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_tiny_gguf(dir.path(), 5, TinyOptions { layers: 1, ..TinyOptions::default() }).unwrap();
+    let options = EngineOptions { speculate: false, min_moved_run: 8, ..EngineOptions::default() };
+    let mut warm = Qwen2Backend::load(&path, &Device::Cpu, options).unwrap();
+    let mut cold = Qwen2Backend::load(&path, &Device::Cpu, EngineOptions { reuse: false, ..options }).unwrap();
+    let cancel = CancelToken::new();
+    let below = "\n    total = total + self.x(a, b)\n    return total\n\ndef other(a, b):\n    return a\n";
+    let mut text = PromptText { prefix: "def f(a, b):\n".into(), suffix: below.into(), line_head: "    x = ".into(), ..PromptText::default() };
+    let mut moved = 0;
+    for line in ["    x = a + 1\n", "    y = x * 2\n", "    self.z = y\n"] {
+        let w = warm.generate(&request("m.py", &text, 6), &cancel).unwrap();
+        let c = cold.generate(&request("m.py", &text, 6), &cancel).unwrap();
+        assert_eq!(w.text, c.text, "{text:?}");
+        // The user finishes the line and starts the next: the lines below move down.
+        text.prefix.push_str(line);
+        text.line_head = "    ".into();
+        moved += w.moved_tokens;
+    }
+    // Lines deleted above the cursor: everything after them moves up.
+    text.prefix = text.prefix.replacen("    x = a + 1\n", "", 1);
+    let w = warm.generate(&request("m.py", &text, 6), &cancel).unwrap();
+    let c = cold.generate(&request("m.py", &text, 6), &cancel).unwrap();
+    assert_eq!(w.text, c.text);
+    assert!(w.moved_tokens > 0 && moved > 0, "runs were moved ({moved}, {})", w.moved_tokens);
+}
+
+#[test]
+fn moving_to_the_next_line_reuses_most_of_the_prompt() {
+    // A 300-line file; the user finishes a line and presses Enter, thirty times.
+    let mut b = Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, EngineOptions { speculate: false, ..EngineOptions::default() }).unwrap();
+    let settings = Settings { max_prefix_tokens: 600, max_suffix_tokens: 200, max_new_tokens: 4, ..Settings::default() };
+    let lines: Vec<String> = (0..300).map(|i| format!("    v{i} = f(v{})", i / 2)).collect();
+    let cancel = CancelToken::new();
+    let mut ratios = Vec::new();
+    let mut first_lines = std::collections::BTreeSet::new();
+    for line in 150..180 {
+        // The cursor on a fresh, indented line after `line`.
+        let mut doc_lines = lines.clone();
+        doc_lines.insert(line + 1, "    ".into());
+        let text = format!("def f():\n{}\n", doc_lines.join("\n"));
+        let offset = text.find(&format!("{}\n    \n", lines[line])).unwrap() + lines[line].len() + 5;
+        let doc = Document::open("/w/big.py", Language::Python, &text, 1, &DocumentLimits::default()).unwrap();
+        let Decision::Complete(ctx) = context::gather(&doc.snapshot(), ByteOffset(offset), &settings) else { panic!("skipped") };
+        let request = crate::pipeline::request_for(&ctx, &settings);
+        let shown = prompt::render(&b.tokenizer, &b.special, &request.text, request.budget).unwrap();
+        first_lines.insert(shown.lines().next().unwrap_or_default().to_string());
+        let g = b.generate(&request, &cancel).unwrap();
+        ratios.push((g.reused_tokens + g.moved_tokens) as f64 / g.prompt_tokens as f64);
+    }
+    // The window's first line moved on the grid (not with every line), and each next line
+    // re-read only the line typed, the markers and the line that entered the suffix window.
+    assert!((2..=4).contains(&first_lines.len()), "{first_lines:?}");
+    assert_eq!(ratios[0], 0.0);
+    let worst = ratios[1..].iter().copied().fold(1.0, f64::min);
+    assert!(worst >= 0.9, "{ratios:?}");
+}
+
+#[test]
+fn a_cancelled_prefill_keeps_what_it_ran_for_the_next_request() {
+    let mut b = backend(true, false);
+    let mut cold = backend(false, false);
+    let text = PromptText { prefix: "    total = total + 1\n".repeat(12), suffix: "\n".into(), line_head: "    ".into(), ..PromptText::default() };
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let stopped = b.generate(&request("p.py", &text, 8), &cancelled).unwrap();
+    assert_eq!(stopped.stop, StopReason::Cancelled);
+    assert!(stopped.prompt_tokens > PREFILL_STEP, "a prompt of more than one step");
+    assert_eq!(stopped.new_tokens, 0);
+    // The next request runs only what the cancelled one did not.
+    let fresh = CancelToken::new();
+    let next = b.generate(&request("p.py", &text, 8), &fresh).unwrap();
+    assert_eq!(next.reused_tokens, PREFILL_STEP);
+    assert_eq!(next.text, cold.generate(&request("p.py", &text, 8), &fresh).unwrap().text);
 }
