@@ -1,336 +1,435 @@
-//! Keystroke replay: the latency a user feels while typing, measured through the real server.
+//! Keystroke replay with a user model: how long a user waits for a suggestion on a new line, and
+//! how many characters suggestions save, through the real server, side by side with llama.cpp's
+//! server in the same run.
 //!
-//! Opens a real source file nobody here wrote (Python's `json/decoder.py`), cuts chosen lines
-//! after a few characters, re-types them one character at a time through LSP over stdio, and
-//! asks for an inline completion after every keystroke (waiting for each answer). Runs:
-//!   (a) the server with cache reuse, speculation and type-through off,
-//!   (b) the server with everything on,
-//!   (c) llama.cpp (llama-cpp-python, prefix caching on) fed the identical prompt tokens,
-//!   (d) (b) again, but with the file in its real folder opened as the workspace and two sibling
-//!       files open first, so the prompt carries cross-file context as it would in an editor,
-//! plus an in-process engine pass over the same prompts for warm-prefill and decode figures.
+//! Files nobody here wrote, each opened with its real folder as the workspace: Python's
+//! `email/feedparser.py`, `dashmap`'s `src/set.rs` (from the cargo registry) and `rxjs`'s
+//! `src/internal/Observable.ts` (from npm, unpacked into the cache folder on first use). In each,
+//! chosen lines are re-typed by a user who:
+//! - empties the line down to its indentation (as Enter with auto-indent leaves a new line) and
+//!   asks for a suggestion at once;
+//! - types one character every `INKLING_REPLAY_PACE_MS` (150) without waiting for answers; each
+//!   keystroke asks again and cancels the request before it if still open, as an editor does;
+//! - accepts a suggestion the moment one shows exactly the rest of the line (the line is done).
+//!
+//! Per line: the time to the first suggestion shown, the characters saved, the time the line
+//! took. "Wait" sums, over lines, the time to the first suggestion (the whole line when none
+//! came). The peer is `llama-server` (`INKLING_LLAMA_SERVER`, default
+//! `<cache>/bench/llama-server`; skipped with a message when missing) with `--cache-reuse 256`,
+//! asked as llama.vscode asks it: `/infill` with 256 lines before and 64 after, the cursor line
+//! after `<|fim_middle|>`, prompt cache on, greedy.
 //!
 //! `cargo bench --bench replay` — env: `INKLING_BENCH_MODEL` (default: the small model),
-//! `INKLING_REPLAY_LINES` (4), `INKLING_REPLAY_BASELINE` (keystrokes replayed in (a), 12),
-//! `INKLING_REPLAY_WORKSPACE` (`0` skips (d)), `INKLING_LLAMA_PYTHON` (default `~/.cache/inkling/bench-venv/bin/python`; (c) is skipped
-//! with a message when it is missing), `INKLING_BENCH_THREADS` (2).
+//! `INKLING_REPLAY_LINES` (lines per file, 7), `INKLING_REPLAY_PACE_MS` (150),
+//! `INKLING_BENCH_THREADS` (2), `INKLING_REPLAY_PEERS` (`inkling,llama`), `INKLING_REPLAY_FLAGS`
+//! (extra `inkling serve` flags, e.g. `--no-reuse`).
 
 #[path = "../tests/support/lsp_client.rs"]
 #[allow(dead_code)]
 mod lsp_client;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-
-use inkling::config::Settings;
-use inkling::context::{self, Decision};
-use inkling::engine::{default_device, Backend, CancelToken, EngineOptions, Qwen2Backend};
-use inkling::pipeline::request_for;
-use inkling::prompt::{self, SpecialTokens};
-use inkling::session::{ByteOffset, Document, DocumentLimits};
-use inkling::syntax::Language;
 use serde_json::{json, Value};
 
-const HEAD_CHARS: usize = 4;
 const MAX_NEW_TOKENS: usize = 24;
-/// A keystroke answered slower than this is one the user waits for.
-const SLOW_MS: f64 = 100.0;
+/// Lines llama.vscode sends before and after the cursor line.
+const LLAMA_PREFIX_LINES: usize = 256;
+const LLAMA_SUFFIX_LINES: usize = 64;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
     if sorted.is_empty() {
         return f64::NAN;
     }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-struct Stats {
-    name: String,
-    latencies: Vec<f64>,
-    exact: usize,
-}
-
-impl Stats {
-    fn row(&self) -> String {
-        let mut l = self.latencies.clone();
-        l.sort_by(f64::total_cmp);
-        format!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {} | {:.1} | {:.0}% |",
-            self.name,
-            l.len(),
-            percentile(&l, 0.5),
-            percentile(&l, 0.9),
-            percentile(&l, 0.99),
-            l.iter().filter(|&&ms| ms > SLOW_MS).count(),
-            self.total_s(),
-            100.0 * self.exact as f64 / l.len().max(1) as f64
-        )
-    }
-    fn total_s(&self) -> f64 {
-        self.latencies.iter().sum::<f64>() / 1e3
-    }
-    fn p50(&self) -> f64 {
-        let mut l = self.latencies.clone();
-        l.sort_by(f64::total_cmp);
-        percentile(&l, 0.5)
-    }
-}
-
-/// One keystroke: the document text after it, the cursor, and the rest of the real line.
-struct Keystroke {
+/// One file to type in.
+struct Case {
+    language: &'static str,
+    path: PathBuf,
+    workspace: PathBuf,
     text: String,
-    line: usize,
-    col_utf16: usize,
-    byte_offset: usize,
-    rest: String,
-    edit: Value,
+    lines: Vec<usize>,
 }
 
-/// Chooses lines worth typing and lists every keystroke of re-typing them.
-fn keystrokes(source: &str, lines_wanted: usize) -> Vec<Keystroke> {
-    let lines: Vec<&str> = source.split('\n').collect();
-    let candidates: Vec<usize> = (0..lines.len())
+/// Lines worth typing: code (no comments), 16–80 characters, ASCII, spread over the file after
+/// its first eighth (so there is code above them).
+fn choose_lines(text: &str, wanted: usize) -> Vec<usize> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let candidates: Vec<usize> = (lines.len() / 8..lines.len())
         .filter(|&i| {
             let t = lines[i].trim();
-            t.len() >= 24 && t.len() <= 80 && !t.starts_with('#') && !t.starts_with('"') && lines[i].is_ascii()
+            let comment = ["#", "//", "/*", "*", "\"\"\"", "'''"].iter().any(|c| t.starts_with(c));
+            (16..=80).contains(&t.len()) && lines[i].is_ascii() && !comment && t.chars().filter(|c| c.is_alphanumeric()).count() >= 8
         })
         .collect();
-    let step = (candidates.len() / lines_wanted.max(1)).max(1);
-    let chosen: Vec<usize> = candidates.iter().step_by(step).take(lines_wanted).copied().collect();
-    let mut doc: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-    let mut out = Vec::new();
-    for &l in &chosen {
-        let full = lines[l].to_string();
-        let indent = full.len() - full.trim_start().len();
-        let cut = indent + HEAD_CHARS;
-        // The cut itself is one edit; then one keystroke per character.
-        doc[l] = full[..cut].to_string();
-        let cut_edit = json!({"range": {"start": {"line": l, "character": 0}, "end": {"line": l, "character": full.len()}}, "text": full[..cut]});
-        let mut pending_cut = Some(cut_edit);
-        for k in cut..full.len() {
-            let c = &full[k..k + 1];
-            let insert = json!({"range": {"start": {"line": l, "character": k}, "end": {"line": l, "character": k}}, "text": c});
-            doc[l] = full[..k + 1].to_string();
-            let text = doc.join("\n");
-            let byte_offset = doc[..l].iter().map(|s| s.len() + 1).sum::<usize>() + k + 1;
-            let edit = match pending_cut.take() {
-                Some(cut) => json!([cut, insert]),
-                None => json!([insert]),
-            };
-            out.push(Keystroke { text, line: l, col_utf16: k + 1, byte_offset, rest: full[k + 1..].to_string(), edit });
+    let step = (candidates.len() / wanted.max(1)).max(1);
+    candidates.into_iter().step_by(step).take(wanted).collect()
+}
+
+fn cache_dir() -> PathBuf {
+    inkling::models::cache_dir().unwrap_or_else(std::env::temp_dir).join("bench")
+}
+
+fn python_case(wanted: usize) -> Option<Case> {
+    let out = Command::new("python3").args(["-c", "import email.feedparser as m; print(m.__file__)"]).output().ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    case("python", path, wanted)
+}
+
+fn rust_case(wanted: usize) -> Option<Case> {
+    let home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+    let registry = std::fs::read_dir(home.join("registry/src")).ok()?;
+    let path = registry.flatten().map(|d| d.path().join("dashmap-6.2.1/src/set.rs")).find(|p| p.exists())?;
+    case("rust", path, wanted)
+}
+
+fn typescript_case(wanted: usize) -> Option<Case> {
+    let dir = cache_dir().join("rxjs-7.8.2");
+    let path = dir.join("package/src/internal/Observable.ts");
+    if !path.exists() {
+        std::fs::create_dir_all(&dir).ok()?;
+        let packed = Command::new("npm").args(["pack", "rxjs@7.8.2", "--silent"]).current_dir(&dir).status().ok()?;
+        let unpacked = packed.success() && Command::new("tar").args(["xzf", "rxjs-7.8.2.tgz"]).current_dir(&dir).status().ok()?.success();
+        if !unpacked {
+            return None;
         }
-        doc[l] = full;
     }
-    out
+    case("typescript", path, wanted)
+}
+
+fn case(language: &'static str, path: PathBuf, wanted: usize) -> Option<Case> {
+    let text = std::fs::read_to_string(&path).ok()?;
+    let workspace = path.parent()?.to_path_buf();
+    let lines = choose_lines(&text, wanted);
+    Some(Case { language, path, workspace, text, lines })
+}
+
+/// A completion server the user types into.
+trait Peer {
+    /// The line `line` changed from `old` to `new` (`lines` is the document after the edit).
+    fn edit(&mut self, lines: &[String], line: usize, old: &str, new: &str);
+    /// Asks for a suggestion at (`line`, `col`), cancelling the request before it if still open.
+    fn ask(&mut self, lines: &[String], line: usize, col: usize);
+    /// The answer to the latest request, if it comes before `until` (stale answers are dropped).
+    fn answer(&mut self, until: Instant) -> Option<String>;
+}
+
+struct Inkling {
+    client: lsp_client::LspClient,
+    uri: String,
+    version: i64,
+    open_request: Option<i64>,
+}
+
+impl Inkling {
+    fn start(model: &str, case: &Case, threads: usize) -> Inkling {
+        let flags = std::env::var("INKLING_REPLAY_FLAGS").unwrap_or_default();
+        let mut args = vec!["--model", model];
+        args.extend(flags.split_whitespace());
+        let threads = threads.to_string();
+        let mut client = lsp_client::LspClient::start(&args, &[("RAYON_NUM_THREADS", &threads), ("CANDLE_NUM_THREADS", &threads)]);
+        let file_uri = |p: &Path| format!("file://{}", p.display());
+        client.request(
+            "initialize",
+            json!({"processId": null, "rootUri": file_uri(&case.workspace), "capabilities": {"window": {"workDoneProgress": true}},
+                   "initializationOptions": {"maxNewTokens": MAX_NEW_TOKENS}}),
+            Duration::from_secs(30),
+        );
+        client.notify("initialized", json!({}));
+        let ended = |m: &Value, what: &str| {
+            m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end" && m["params"]["token"].as_str().is_some_and(|t| t.contains(what))
+        };
+        client.wait_for(|m| ended(m, "/load/"), Duration::from_secs(300)).expect("the model loads");
+        client.wait_for(|m| ended(m, "/index/"), Duration::from_secs(120)).expect("the workspace is indexed");
+        let uri = file_uri(&case.path);
+        client.open(&uri, case.language, &case.text);
+        Inkling { client, uri, version: 1, open_request: None }
+    }
+}
+
+impl Peer for Inkling {
+    fn edit(&mut self, _lines: &[String], line: usize, old: &str, new: &str) {
+        self.version += 1;
+        let change = json!({"range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": old.len()}}, "text": new});
+        self.client.notify("textDocument/didChange", json!({"textDocument": {"uri": self.uri, "version": self.version}, "contentChanges": [change]}));
+    }
+
+    fn ask(&mut self, _lines: &[String], line: usize, col: usize) {
+        if let Some(id) = self.open_request.take() {
+            self.client.notify("$/cancelRequest", json!({"id": id}));
+        }
+        let params = json!({"textDocument": {"uri": self.uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}});
+        self.open_request = Some(self.client.request_async("textDocument/inlineCompletion", params));
+    }
+
+    fn answer(&mut self, until: Instant) -> Option<String> {
+        let id = self.open_request?;
+        let left = until.saturating_duration_since(Instant::now());
+        let msg = self.client.wait_for(|m| m.get("method").is_none() && m["id"] == json!(id), left)?;
+        self.open_request = None;
+        msg["result"]["items"][0]["insertText"].as_str().map(str::to_string)
+    }
+}
+
+struct Llama {
+    server: Child,
+    port: u16,
+    next_id: u64,
+    open_request: Option<(u64, TcpStream)>,
+    answers: mpsc::Receiver<(u64, Option<String>)>,
+    send: mpsc::Sender<(u64, Option<String>)>,
+}
+
+/// One HTTP/1.1 request to the local llama-server; `None` on any failure.
+fn http(stream: &mut TcpStream, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+impl Llama {
+    fn start(binary: &Path, model: &str, threads: usize, port: u16) -> Option<Llama> {
+        let server = Command::new(binary)
+            .args(["-m", model, "-t", &threads.to_string(), "-c", "4096", "--parallel", "1", "--cache-reuse", "256", "--port", &port.to_string(), "--host", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let (send, answers) = mpsc::channel();
+        let mut llama = Llama { server, port, next_id: 0, open_request: None, answers, send };
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                if matches!(http(&mut s, "GET", "/health", ""), Some((200, _))) {
+                    return Some(llama);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = llama.server.kill();
+        None
+    }
+}
+
+impl Drop for Llama {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl Peer for Llama {
+    fn edit(&mut self, _lines: &[String], _line: usize, _old: &str, _new: &str) {}
+
+    fn ask(&mut self, lines: &[String], line: usize, col: usize) {
+        if let Some((_, stream)) = self.open_request.take() {
+            let _ = stream.shutdown(Shutdown::Both); // llama.vscode aborts the previous request
+        }
+        let first = line.saturating_sub(LLAMA_PREFIX_LINES);
+        let last = (line + 1 + LLAMA_SUFFIX_LINES).min(lines.len());
+        let mut prefix: String = lines[first..line].iter().map(|l| format!("{l}\n")).collect();
+        if first == line {
+            prefix.clear();
+        }
+        let (head, tail) = lines[line].split_at(col.min(lines[line].len()));
+        let suffix = format!("{tail}\n{}", lines[line + 1..last].join("\n"));
+        let indent = head.len() - head.trim_start().len();
+        let body = json!({
+            "input_prefix": prefix, "input_suffix": suffix, "input_extra": [], "prompt": head,
+            "n_predict": MAX_NEW_TOKENS, "n_indent": indent, "top_k": 1, "samplers": ["top_k"],
+            "stream": false, "cache_prompt": true, "t_max_predict_ms": 1000,
+        })
+        .to_string();
+        self.next_id += 1;
+        let id = self.next_id;
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return };
+        let Ok(mut worker) = stream.try_clone() else { return };
+        let send = self.send.clone();
+        std::thread::spawn(move || {
+            let content = http(&mut worker, "POST", "/infill", &body)
+                .filter(|(status, _)| *status == 200)
+                .and_then(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+                .and_then(|v| v["content"].as_str().map(str::to_string));
+            let _ = send.send((id, content));
+        });
+        self.open_request = Some((id, stream));
+    }
+
+    fn answer(&mut self, until: Instant) -> Option<String> {
+        let (id, _) = self.open_request.as_ref()?;
+        let id = *id;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.answers.recv_timeout(left) {
+                Ok((got, content)) if got == id => {
+                    self.open_request = None;
+                    return content;
+                }
+                Ok(_) => continue, // a cancelled request's late answer
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// What one re-typed line came to.
+struct LineResult {
+    /// Milliseconds from the new line to the first suggestion shown (None: none came).
+    first_ms: Option<f64>,
+    /// Characters the accepted suggestion typed (0: typed by hand).
+    saved: usize,
+    /// Characters of the line after its indentation.
+    chars: usize,
+    total_ms: f64,
 }
 
 fn is_exact(suggestion: &str, rest: &str) -> bool {
-    !rest.trim().is_empty() && suggestion.trim_end() == rest.trim_end()
+    let first_line = suggestion.split('\n').next().unwrap_or_default();
+    !rest.trim().is_empty() && first_line.trim_end() == rest.trim_end()
 }
 
-/// Where a replay's file lives: nowhere (no other files, so no cross-file context), or in its
-/// real package folder opened as the workspace, with two sibling files open first.
-enum Workspace<'a> {
-    None,
-    Package { decoder: &'a Path },
-}
-
-fn replay_lsp(name: &str, model: &str, flags: &[&str], workspace: Workspace<'_>, source: &str, keys: &[Keystroke], threads: usize) -> Stats {
-    let mut args = vec!["--model", model];
-    args.extend_from_slice(flags);
-    let threads = threads.to_string();
-    let mut c = lsp_client::LspClient::start(&args, &[("RAYON_NUM_THREADS", &threads), ("CANDLE_NUM_THREADS", &threads)]);
-    let options = json!({"maxNewTokens": MAX_NEW_TOKENS});
-    let uri = match workspace {
-        Workspace::None => {
-            c.initialize(json!({"window": {"workDoneProgress": true}}), options);
-            c.wait_model_ready(Duration::from_secs(300));
-            "file:///bench/json/decoder.py".to_string()
-        }
-        Workspace::Package { decoder } => {
-            let folder = decoder.parent().expect("decoder.py has a folder");
-            let file_uri = |p: &Path| format!("file://{}", p.display());
-            c.request(
-                "initialize",
-                json!({"processId": null, "rootUri": file_uri(folder), "capabilities": {"window": {"workDoneProgress": true}}, "initializationOptions": options}),
-                Duration::from_secs(30),
-            );
-            c.notify("initialized", json!({}));
-            let ended = |m: &Value, what: &str| {
-                m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end" && m["params"]["token"].as_str().is_some_and(|t| t.contains(what))
-            };
-            c.wait_for(|m| ended(m, "/load/"), Duration::from_secs(300)).expect("the model loads");
-            c.wait_for(|m| ended(m, "/index/"), Duration::from_secs(60)).expect("the workspace is indexed");
-            for sibling in ["encoder.py", "scanner.py"] {
-                let path = folder.join(sibling);
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    c.open(&file_uri(&path), "python", &text);
-                }
-            }
-            file_uri(decoder)
-        }
-    };
-    let uri = uri.as_str();
-    c.open(uri, "python", source);
-    let mut stats = Stats { name: name.to_string(), latencies: Vec::new(), exact: 0 };
-    for (version, k) in keys.iter().enumerate() {
-        c.notify("textDocument/didChange", json!({"textDocument": {"uri": uri, "version": version + 2}, "contentChanges": k.edit}));
+/// The user re-types `case.lines` in `peer`.
+fn type_lines(peer: &mut dyn Peer, case: &Case, pace: Duration) -> Vec<LineResult> {
+    let mut doc: Vec<String> = case.text.split('\n').map(str::to_string).collect();
+    // The user looks at the file for a moment before typing.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut results = Vec::new();
+    for &line in &case.lines {
+        let full = doc[line].clone();
+        let indent = full.len() - full.trim_start().len();
+        let mut typed = indent;
+        doc[line] = full[..typed].to_string();
+        peer.edit(&doc, line, &full, &doc[line].clone());
         let started = Instant::now();
-        let r = c.request(
-            "textDocument/inlineCompletion",
-            json!({"textDocument": {"uri": uri}, "position": {"line": k.line, "character": k.col_utf16}, "context": {"triggerKind": 2}}),
-            Duration::from_secs(300),
-        );
-        stats.latencies.push(started.elapsed().as_secs_f64() * 1e3);
-        let text = r["result"]["items"][0]["insertText"].as_str().unwrap_or("");
-        if is_exact(text, &k.rest) {
-            stats.exact += 1;
+        peer.ask(&doc, line, typed);
+        let mut next_key = started + pace;
+        let mut result = LineResult { first_ms: None, saved: 0, chars: full.len() - indent, total_ms: 0.0 };
+        loop {
+            if let Some(suggestion) = peer.answer(next_key) {
+                if !suggestion.trim().is_empty() && result.first_ms.is_none() {
+                    result.first_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+                }
+                if is_exact(&suggestion, &full[typed..]) {
+                    result.saved = full.len() - typed;
+                    let old = doc[line].clone();
+                    doc[line] = full.clone();
+                    peer.edit(&doc, line, &old, &full);
+                    break;
+                }
+                continue;
+            }
+            if typed == full.len() {
+                break;
+            }
+            let old = doc[line].clone();
+            typed += 1;
+            doc[line] = full[..typed].to_string();
+            peer.edit(&doc, line, &old, &doc[line].clone());
+            peer.ask(&doc, line, typed);
+            next_key += pace;
+            let now = Instant::now();
+            if next_key < now {
+                next_key = now; // never type faster than the answers can be read
+            }
         }
+        result.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        results.push(result);
+        doc[line] = full;
+        std::thread::sleep(pace * 3); // the user moves to the next line
     }
-    c.shutdown();
-    stats
+    results
+}
+
+fn report(name: &str, results: &[LineResult]) -> (f64, f64, f64) {
+    let firsts: Vec<f64> = results.iter().map(|r| r.first_ms.unwrap_or(r.total_ms)).collect();
+    let shown = results.iter().filter(|r| r.first_ms.is_some()).count();
+    let saved: usize = results.iter().map(|r| r.saved).sum();
+    let chars: usize = results.iter().map(|r| r.chars).sum();
+    let wait_s = firsts.iter().sum::<f64>() / 1e3;
+    let total_s = results.iter().map(|r| r.total_ms).sum::<f64>() / 1e3;
+    let saved_pct = 100.0 * saved as f64 / chars.max(1) as f64;
+    println!(
+        "| {name} | {} | {shown} | {:.0} | {:.0} | {} of {chars} ({saved_pct:.1}%) | {} | {wait_s:.1} | {total_s:.1} |",
+        results.len(),
+        percentile(&firsts, 0.5),
+        percentile(&firsts, 0.9),
+        saved,
+        results.iter().filter(|r| r.saved > 0).count(),
+    );
+    (wait_s, saved_pct, percentile(&firsts, 0.5))
 }
 
 fn main() {
     let model = std::env::var("INKLING_BENCH_MODEL").unwrap_or_else(|_| lsp_client::test_model());
-    let lines = env_usize("INKLING_REPLAY_LINES", 4);
-    let baseline_keys = env_usize("INKLING_REPLAY_BASELINE", 12);
+    let per_file = env_usize("INKLING_REPLAY_LINES", 7);
+    let pace = Duration::from_millis(env_usize("INKLING_REPLAY_PACE_MS", 150) as u64);
     let threads = env_usize("INKLING_BENCH_THREADS", 2);
-    let py = String::from_utf8_lossy(
-        &std::process::Command::new("python3").args(["-c", "import json.decoder as m; print(m.__file__)"]).output().expect("python3").stdout,
-    )
-    .trim()
-    .to_string();
-    let source = std::fs::read_to_string(&py).expect("read json/decoder.py");
-    let keys = keystrokes(&source, lines);
-    println!("keystroke replay: {py}, {} lines re-typed, {} keystrokes, model {model}, {threads} threads", lines, keys.len());
-
-    // In-process engine over the same prompts: prompts for llama.cpp, warm prefill, decode speed.
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-    let settings = Settings { max_new_tokens: MAX_NEW_TOKENS, ..Settings::default() };
-    let mut engine = Qwen2Backend::load(std::path::Path::new(&model), &default_device(), EngineOptions::default()).expect("load model");
-    let tokenizer = engine.tokenizer().clone();
-    let special = SpecialTokens::from_tokenizer(&tokenizer).expect("FIM tokens");
-    let mut prompts = Vec::new();
-    let mut warm_prefill = Vec::new();
-    let mut decode_rate = Vec::new();
-    for k in &keys {
-        let doc = Document::open("json/decoder.py", Language::Python, &k.text, 1, &DocumentLimits::default()).expect("open");
-        let Decision::Complete(ctx) = context::gather(&doc.snapshot(), ByteOffset(k.byte_offset), &settings) else {
-            prompts.push(None);
-            continue;
-        };
-        let req = request_for(&ctx, &settings);
-        let p = prompt::build(&tokenizer, &special, &req.text, req.budget).expect("prompt");
-        let mut full = p.tokens.clone();
-        full.extend(tokenizer.encode_fast(p.heal.as_str(), false).map(|e| e.get_ids().to_vec()).unwrap_or_default());
-        prompts.push(Some(full));
-        let g = engine.generate(&req, &CancelToken::new()).expect("generate");
-        if g.reused_tokens > 0 {
-            warm_prefill.push(g.prefill_ms);
-        }
-        if g.new_tokens > 1 {
-            decode_rate.push((g.new_tokens - 1) as f64 / (g.decode_ms / 1e3));
+    let peers = std::env::var("INKLING_REPLAY_PEERS").unwrap_or_else(|_| "inkling,llama".into());
+    let llama_bin = std::env::var("INKLING_LLAMA_SERVER").map(PathBuf::from).unwrap_or_else(|_| cache_dir().join("llama-server"));
+    let mut cases = Vec::new();
+    for (name, found) in [("python", python_case(per_file)), ("rust", rust_case(per_file)), ("typescript", typescript_case(per_file))] {
+        match found {
+            Some(c) => cases.push(c),
+            None => println!("{name}: no file found, skipped"),
         }
     }
-    warm_prefill.sort_by(f64::total_cmp);
-    decode_rate.sort_by(f64::total_cmp);
+    println!("keystroke replay with a user model: model {model}, {threads} threads, one key every {} ms", pace.as_millis());
+    for c in &cases {
+        println!("  {} ({} lines): lines {:?}", c.path.display(), c.text.lines().count(), c.lines.iter().map(|l| l + 1).collect::<Vec<_>>());
+    }
 
-    let all_on = replay_lsp("(b) inkling, all on", &model, &[], Workspace::None, &source, &keys, threads);
-    let with_workspace = (std::env::var("INKLING_REPLAY_WORKSPACE").as_deref() != Ok("0"))
-        .then(|| replay_lsp("(d) (b) in its package, cross-file on", &model, &[], Workspace::Package { decoder: Path::new(&py) }, &source, &keys, threads));
-    let base_keys = &keys[..baseline_keys.min(keys.len())];
-    let baseline = replay_lsp("(a) inkling, no reuse", &model, &["--no-reuse", "--no-speculation", "--no-type-through"], Workspace::None, &source, base_keys, threads);
-
-    // (c) llama.cpp on the identical prompts.
-    let llama_py = std::env::var("INKLING_LLAMA_PYTHON").map(PathBuf::from).unwrap_or_else(|_| {
-        inkling::models::cache_dir().unwrap_or_default().join("bench-venv/bin/python")
-    });
-    let mut llama: Option<(Stats, Value)> = None;
-    if llama_py.exists() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let input = dir.path().join("prompts.jsonl");
-        let output = dir.path().join("answers.jsonl");
-        let mut lines_out = String::new();
-        for p in prompts.iter().flatten() {
-            lines_out.push_str(&json!({"tokens": p, "max_new_tokens": MAX_NEW_TOKENS}).to_string());
-            lines_out.push('\n');
+    let mut all: Vec<(String, Vec<LineResult>)> = Vec::new();
+    if peers.contains("inkling") {
+        let mut results = Vec::new();
+        for c in &cases {
+            let mut peer = Inkling::start(&model, c, threads);
+            results.extend(type_lines(&mut peer, c, pace));
+            peer.client.shutdown();
         }
-        let bench_tokens: Vec<u32> = tokenizer.encode_fast(source.as_str(), false).expect("tokenize").get_ids()[..512].to_vec();
-        lines_out.push_str(&json!({"bench": bench_tokens, "decode_tokens": 64}).to_string());
-        lines_out.push('\n');
-        std::fs::write(&input, lines_out).expect("write prompts");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/llama_replay.py");
-        let status = std::process::Command::new(&llama_py)
-            .args([script, &model, input.to_str().unwrap_or_default(), output.to_str().unwrap_or_default(), &threads.to_string()])
-            .status();
-        match status {
-            Ok(s) if s.success() => {
-                let answers: Vec<Value> = std::fs::read_to_string(&output)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect();
-                let mut stats = Stats { name: "(c) llama.cpp, same prompts".into(), latencies: Vec::new(), exact: 0 };
-                let mut speed = Value::Null;
-                let mut answers_iter = answers.iter();
-                for (k, p) in keys.iter().zip(&prompts) {
-                    if p.is_none() {
-                        continue;
-                    }
-                    if let Some(a) = answers_iter.next() {
-                        stats.latencies.push(a["ms"].as_f64().unwrap_or(f64::NAN));
-                        if is_exact(a["text"].as_str().unwrap_or(""), &k.rest) {
-                            stats.exact += 1;
-                        }
-                    }
-                }
-                if let Some(last) = answers_iter.next() {
-                    speed = last.clone();
-                }
-                llama = Some((stats, speed));
+        all.push(("inkling".into(), results));
+    }
+    if peers.contains("llama") {
+        if llama_bin.exists() {
+            let mut results = Vec::new();
+            for (i, c) in cases.iter().enumerate() {
+                let Some(mut peer) = Llama::start(&llama_bin, &model, threads, 18_080 + i as u16) else {
+                    println!("llama-server did not start");
+                    break;
+                };
+                results.extend(type_lines(&mut peer, c, pace));
             }
-            other => println!("llama.cpp run failed: {other:?}"),
+            all.push(("llama.cpp server (--cache-reuse 256)".into(), results));
+        } else {
+            println!("llama.cpp skipped: no llama-server at {} (see README, Performance)", llama_bin.display());
         }
-    } else {
-        println!("(c) skipped: no llama-cpp-python at {} (see README, Performance)", llama_py.display());
     }
 
-    println!("\n| run | requests | p50 ms | p90 ms | p99 ms | over {SLOW_MS:.0} ms | total s | suggestion = rest of line |");
-    println!("|---|---|---|---|---|---|---|---|");
-    println!("{}", baseline.row());
-    println!("{}", all_on.row());
-    if let Some((stats, _)) = &llama {
-        println!("{}", stats.row());
+    println!("\n| peer | lines | lines with a suggestion | first suggestion p50 ms | p90 ms | characters saved | lines accepted | wait s | total s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let summary: Vec<(f64, f64, f64)> = all.iter().map(|(name, r)| report(name, r)).collect();
+    if let [ink, llama] = summary.as_slice() {
+        println!("\nwait ratio inkling/llama.cpp: {:.2}; first-suggestion p50 ratio: {:.2}; characters saved: {:.1}% vs {:.1}%", ink.0 / llama.0, ink.2 / llama.2, ink.1, llama.1);
     }
-    if let Some(stats) = &with_workspace {
-        println!("{}", stats.row());
+    for (name, results) in &all {
+        let per_line: Vec<String> = results.iter().map(|r| format!("{}:{}", r.first_ms.map_or("-".into(), |ms| format!("{ms:.0}")), r.saved)).collect();
+        println!("{name} per line (first ms:saved): {}", per_line.join(" "));
     }
-    println!();
-    println!("p50 ratio (b)/(a): {:.2}", all_on.p50() / baseline.p50());
-    if let Some(stats) = &with_workspace {
-        // Both medians are type-through answers (about a millisecond): compare the waiting.
-        println!("total wait ratio (d)/(b), cross-file context on in a real package: {:.2}", stats.total_s() / all_on.total_s());
-    }
-    if let Some((stats, speed)) = &llama {
-        println!("p50 ratio (b)/(c) llama.cpp: {:.2}", all_on.p50() / stats.p50());
-        println!(
-            "llama.cpp raw speed: prefill {:.1} tok/s, decode {:.1} tok/s",
-            speed["prefill_tok_s"].as_f64().unwrap_or(f64::NAN),
-            speed["decode_tok_s"].as_f64().unwrap_or(f64::NAN)
-        );
-    }
-    println!(
-        "inkling engine on the same prompts: warm keystroke prefill p50 {:.1} ms (p90 {:.1}) over {} warm requests; decode p50 {:.1} tok/s (speculation on)",
-        percentile(&warm_prefill, 0.5),
-        percentile(&warm_prefill, 0.9),
-        warm_prefill.len(),
-        percentile(&decode_rate, 0.5)
-    );
 }

@@ -81,30 +81,63 @@ async fn every_request_is_answered_once_and_the_newest_wins() {
     assert_eq!(cancelled, 5, "older requests were cancelled: {answered:?}");
 }
 
+/// A long answer on `x` lines (200 tokens), a short one elsewhere.
+fn long_on_x(req: &inkling::engine::GenerateRequest) -> String {
+    if req.text.line_head.starts_with('x') { "x".repeat(200) } else { "ok".into() }
+}
+
 #[tokio::test]
-async fn cancel_request_stops_the_job_and_the_engine_stays_usable() {
-    let mut s = TestServer::ready(|_| "x".repeat(200), Duration::from_millis(20), "utf-16", Value::Null).await;
-    s.open(URI, "python", "x = \n").await;
+async fn cancel_request_answers_at_once_and_a_request_elsewhere_stops_the_job() {
+    let mut s = TestServer::ready(long_on_x, Duration::from_millis(20), "utf-16", Value::Null).await;
+    s.open(URI, "python", "x = \ny = \n").await;
     let (id, req) = s.request_message("textDocument/inlineCompletion", inline_params(URI, 0, 4));
     let started = Instant::now();
-    let fut = s.start_call(req);
-    let canceller = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let handle = tokio::spawn(fut);
-    canceller.await;
+    let handle = tokio::spawn(s.start_call(req));
+    tokio::time::sleep(Duration::from_millis(100)).await;
     s.notify("$/cancelRequest", json!({"id": id})).await;
     let resp = handle.await.expect("join").expect("a response");
     let (_, result) = resp.into_parts();
     assert_eq!(result.unwrap_err().code.code(), -32800);
     assert!(started.elapsed() < Duration::from_secs(2), "cancelled promptly: {:?}", started.elapsed());
-    // The engine dropped the job between tokens; a new request is served at once.
-    let mut quick = TestServer::ready(|_| "ok".into(), Duration::ZERO, "utf-16", Value::Null).await;
-    quick.open(URI, "python", "x = \n").await;
-    let r = quick.request("textDocument/inlineCompletion", inline_params(URI, 0, 4)).await.unwrap();
+    // The 4 s generation may still serve a keystroke on its line; a request on another line
+    // stops it between two tokens and is served at once.
+    let started = Instant::now();
+    let r = s.request("textDocument/inlineCompletion", inline_params(URI, 1, 4)).await.unwrap();
     assert_eq!(first_item(&r).unwrap()["insertText"], "ok");
-    let again = tokio::time::timeout(Duration::from_secs(5), s.request("textDocument/inlineCompletion", inline_params(URI, 0, 4)));
-    assert!(again.await.expect("answered after a cancel").is_ok());
+    assert!(started.elapsed() < Duration::from_secs(2), "the old job was stopped: {:?}", started.elapsed());
+}
+
+static GENERATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counted(_: &inkling::engine::GenerateRequest) -> String {
+    GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    "abcdefghij".into()
+}
+
+#[tokio::test]
+async fn a_keystroke_on_the_same_line_joins_the_running_generation() {
+    // 50 ms a character: the generation takes ~0.5 s, longer than the pause between keys.
+    let mut s = TestServer::start_with(counted, Duration::from_millis(50), true).await;
+    s.request("initialize", json!({"capabilities": {}})).await.unwrap();
+    s.notify("initialized", json!({})).await;
+    wait_ready(&s).await;
+    s.open(URI, "python", "x = \n").await;
+    let (id, req) = s.request_message("textDocument/inlineCompletion", inline_params(URI, 0, 4));
+    let first = tokio::spawn(s.start_call(req));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The user types "a" (the editor cancels the request it made before) and asks again.
+    s.notify("$/cancelRequest", json!({"id": id})).await;
+    s.notify("textDocument/didChange", change(URI, 2, 0, 4, "a")).await;
+    let r = s.request("textDocument/inlineCompletion", inline_params(URI, 0, 5)).await.unwrap();
+    assert_eq!(first_item(&r).unwrap()["insertText"], "bcdefghij");
+    assert_eq!(GENERATIONS.load(std::sync::atomic::Ordering::SeqCst), 1, "one generation served both");
+    let (_, cancelled) = first.await.expect("join").expect("a response").into_parts();
+    assert!(cancelled.is_err());
+    // Typing what the suggestion does not say starts a new generation.
+    s.notify("textDocument/didChange", change(URI, 3, 0, 5, "Z")).await;
+    let r = s.request("textDocument/inlineCompletion", inline_params(URI, 0, 6)).await.unwrap();
+    assert_eq!(first_item(&r).unwrap()["insertText"], "abcdefghij");
+    assert_eq!(GENERATIONS.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 /// Opens `text`, asks at (line, character) in `encoding`, returns the echoed line head and the range start.
@@ -249,21 +282,21 @@ async fn a_request_the_user_asked_for_waits_for_a_model_still_loading() {
     let mut s = CustomServer::start(slow, "slow.gguf").await;
     assert!(s.request("initialize", json!({"capabilities": {}})).await.is_ok());
     s.notify("initialized", json!({})).await;
-    s.open(URI, "python", "def f():\n    ret").await;
+    s.open(URI, "python", "x = \n").await;
     s.wait_state(|st| matches!(st, EngineState::Loading(_)), Duration::from_secs(5)).await;
     // Typing (automatic trigger): answered at once, empty.
     let started = Instant::now();
-    let typed = s.request("textDocument/inlineCompletion", inline_params(URI, 1, 7)).await.expect("ok");
+    let typed = s.request("textDocument/inlineCompletion", inline_params(URI, 0, 4)).await.expect("ok");
     assert!(first_item(&typed).is_none(), "{typed}");
     assert!(started.elapsed() < Duration::from_millis(300), "an automatic request waited: {:?}", started.elapsed());
     assert!(matches!(s.state(), EngineState::Loading(_)), "the model loaded too soon for this test");
     // Invoked (triggerKind 1): waits for the load and answers.
-    let mut invoked = inline_params(URI, 1, 7);
+    let mut invoked = inline_params(URI, 0, 4);
     invoked["context"]["triggerKind"] = json!(1);
     let asked = s.request("textDocument/inlineCompletion", invoked).await.expect("ok");
-    assert_eq!(first_item(&asked).map(|i| i["insertText"].clone()), Some(json!("'ret'")), "{asked}");
+    assert_eq!(first_item(&asked).map(|i| i["insertText"].clone()), Some(json!("'x ='")), "{asked}");
     // The popup is always asked for.
     s.wait_state(|st| matches!(st, EngineState::Ready { .. }), Duration::from_secs(5)).await;
-    let popup = s.request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 1, "character": 7}})).await.expect("ok");
+    let popup = s.request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}})).await.expect("ok");
     assert!(!popup.is_null(), "{popup}");
 }

@@ -5,6 +5,7 @@ mod type_through;
 
 pub use type_through::TypeThrough;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
@@ -115,15 +116,15 @@ pub fn prepare(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings, cro
     decision
 }
 
-/// Completes at `offset` in `snapshot`. With `memory`, typing through the last suggestion is
-/// answered from it, and new suggestions are remembered; with `cross`, code from other files is
-/// shown to the model.
+/// Completes at `offset` in `snapshot`. With `memory`, typing through the last suggestion (or
+/// the one being generated) is answered from it, and new suggestions are remembered; with
+/// `cross`, code from other files is shown to the model.
 pub async fn complete(
     engine: &Engine,
     snapshot: &Snapshot,
     offset: ByteOffset,
     settings: &Settings,
-    memory: Option<&TypeThrough>,
+    memory: Option<&Arc<TypeThrough>>,
     cross: Option<&CrossFile>,
 ) -> Result<Outcome, EngineError> {
     match prepare(snapshot, offset, settings, cross) {
@@ -134,16 +135,47 @@ pub async fn complete(
 
 /// The second half of [`complete`]: type-through or the model, then shaping, for a context
 /// from [`prepare`].
-pub async fn complete_prepared(engine: &Engine, ctx: &CompletionContext, settings: &Settings, memory: Option<&TypeThrough>) -> Result<Outcome, EngineError> {
-    if let Some(text) = memory.and_then(|m| m.answer(ctx)) {
+///
+/// With `memory`, the generation runs in a task of its own, so that it outlives a request the
+/// editor cancels because the user typed on: the next keystroke on the same line joins it
+/// (see [`TypeThrough::joinable`]); only a request that cannot join starts another generation,
+/// which cancels it.
+pub async fn complete_prepared(engine: &Engine, ctx: &CompletionContext, settings: &Settings, memory: Option<&Arc<TypeThrough>>) -> Result<Outcome, EngineError> {
+    let Some(memory) = memory else {
+        let generated = engine.generate(request_for(ctx, settings)).await?;
+        return Ok(finish(ctx, generated));
+    };
+    if let Some(text) = memory.answer(ctx) {
         return Ok(Outcome::TypedThrough { text });
     }
-    let generated = engine.generate(request_for(ctx, settings)).await?;
-    let outcome = finish(ctx, generated);
-    if let (Some(m), Outcome::Completed { text, .. }) = (memory, &outcome) {
-        m.remember(ctx, text);
+    if let Some((own, pending)) = memory.joinable(ctx) {
+        let outcome = outcome_of(pending).await;
+        if own {
+            return outcome;
+        }
+        if let Some(text) = memory.answer(ctx) {
+            return Ok(Outcome::TypedThrough { text });
+        }
     }
-    Ok(outcome)
+    let (done, pending) = tokio::sync::watch::channel(None);
+    memory.started(ctx, pending.clone());
+    let (engine, ctx_owned, request, memory) = (engine.clone(), ctx.clone(), request_for(ctx, settings), Arc::clone(memory));
+    tokio::spawn(async move {
+        let outcome = engine.generate(request).await.map(|generated| finish(&ctx_owned, generated));
+        if let Ok(Outcome::Completed { text, .. }) = &outcome {
+            memory.remember(&ctx_owned, text);
+        }
+        let _ = done.send(Some(outcome));
+    });
+    outcome_of(pending).await
+}
+
+/// Waits for a running generation's outcome.
+async fn outcome_of(mut pending: type_through::Pending) -> Result<Outcome, EngineError> {
+    match pending.wait_for(Option::is_some).await {
+        Ok(outcome) => outcome.clone().unwrap_or(Err(EngineError::Gone)),
+        Err(_) => Err(EngineError::Gone),
+    }
 }
 
 /// Blocking form of [`complete`], for the command line.

@@ -2,10 +2,32 @@
 //! the rest of that suggestion without asking the model. When the suggestion runs out, the next
 //! request goes to the engine, whose cache still holds the suggestion's tokens, so decoding
 //! continues from there instead of starting over.
+//!
+//! The same holds for the suggestion still being generated: on a CPU a generation takes longer
+//! than the pause between two keystrokes, so a keystroke that only types more of the cursor line
+//! *joins* the running generation ([`TypeThrough::joinable`]) instead of cancelling it, and is
+//! answered from it when it ends, if what was typed matches it.
 
 use std::sync::Mutex;
 
+use tokio::sync::watch;
+
+use super::Outcome;
 use crate::context::CompletionContext;
+use crate::engine::EngineError;
+
+/// Where a running generation's outcome arrives (`None` until it ends).
+pub type Pending = watch::Receiver<Option<Result<Outcome, EngineError>>>;
+
+/// The generation running for the last request that started one.
+#[derive(Debug)]
+struct Running {
+    path: String,
+    prefix: String,
+    suffix: String,
+    line_head: String,
+    outcome: Pending,
+}
 
 /// The last suggestion shown, with the text around it when it was made.
 #[derive(Clone, Debug)]
@@ -17,10 +39,11 @@ struct Shown {
     text: String,
 }
 
-/// Remembers the last suggestion per server.
+/// Remembers the last suggestion per server, and the generation running.
 #[derive(Debug, Default)]
 pub struct TypeThrough {
     last: Mutex<Option<Shown>>,
+    running: Mutex<Option<Running>>,
 }
 
 impl TypeThrough {
@@ -51,6 +74,30 @@ impl TypeThrough {
                 text: text.to_string(),
             });
         }
+    }
+
+    /// Records the generation started for `ctx`.
+    pub fn started(&self, ctx: &CompletionContext, outcome: Pending) {
+        if let Ok(mut guard) = self.running.lock() {
+            *guard = Some(Running {
+                path: ctx.path.clone(),
+                prefix: ctx.text.prefix.clone(),
+                suffix: ctx.text.suffix.clone(),
+                line_head: ctx.text.line_head.clone(),
+                outcome,
+            });
+        }
+    }
+
+    /// The running (or last) generation `ctx` may wait for instead of starting its own: made for
+    /// the same text around the cursor line, with a line head that `ctx`'s extends. Returns
+    /// whether the line heads are equal (the outcome is then `ctx`'s own) and where it arrives.
+    pub fn joinable(&self, ctx: &CompletionContext) -> Option<(bool, Pending)> {
+        let guard = self.running.lock().ok()?;
+        let running = guard.as_ref()?;
+        let same_text = running.path == ctx.path && running.prefix == ctx.text.prefix && running.suffix == ctx.text.suffix;
+        let typed = ctx.text.line_head.strip_prefix(running.line_head.as_str())?;
+        same_text.then(|| (typed.is_empty(), running.outcome.clone()))
     }
 
     /// Forgets the suggestion (e.g. after it was rejected by an edit elsewhere).
@@ -93,5 +140,18 @@ mod tests {
         assert_eq!(t.answer(&ctx("    return a + b", "\n")), None);
         t.forget();
         assert_eq!(t.answer(&ctx("    return a", "\n")), None);
+    }
+
+    #[test]
+    fn a_keystroke_on_the_same_line_may_join_the_running_generation() {
+        let t = TypeThrough::default();
+        assert!(t.joinable(&ctx("    return ", "\n")).is_none());
+        let (_tx, rx) = watch::channel(None);
+        t.started(&ctx("    return ", "\n"), rx);
+        assert!(matches!(t.joinable(&ctx("    return ", "\n")), Some((true, _))));
+        assert!(matches!(t.joinable(&ctx("    return a", "\n")), Some((false, _))));
+        // Deleted a character, or the text around changed: a new generation.
+        assert!(t.joinable(&ctx("    return", "\n")).is_none());
+        assert!(t.joinable(&ctx("    return a", "\nmore\n")).is_none());
     }
 }

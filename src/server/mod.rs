@@ -65,7 +65,7 @@ pub struct Server {
     documents: Documents,
     engine: Engine,
     cli_model: Option<PathBuf>,
-    type_through: Option<TypeThrough>,
+    type_through: Option<Arc<TypeThrough>>,
     /// Definitions and recent chunks from other files (replaced when its limits change).
     cross: RwLock<CrossFile>,
     /// The running workspace indexer, cancelled at shutdown.
@@ -82,7 +82,7 @@ impl Server {
             documents: Documents::default(),
             engine: Engine::spawn(options.loader),
             cli_model: options.model,
-            type_through: options.type_through.then(TypeThrough::default),
+            type_through: options.type_through.then(|| Arc::new(TypeThrough::default())),
             cross: RwLock::new(CrossFile::new(CrossFileLimits::from_settings(&Settings::default()))),
             index_job: std::sync::Mutex::new(None),
             config: RwLock::new(SessionConfig {
