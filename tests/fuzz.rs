@@ -355,7 +355,7 @@ fn document_edits_with_arbitrary_ranges() {
 // ---------- (c) settings ----------
 
 const NAMES: &[&str] = &[
-    "enabled", "modelPath", "maxPrefixTokens", "maxSuffixTokens", "maxNewTokens", "timeBudgetMs", "multiline",
+    "enabled", "modelPath", "maxPrefixTokens", "maxSuffixTokens", "maxNewTokens", "timeBudgetMs", "latencyTargetMs", "multiline",
     "completeInComments", "threads", "maxDocumentBytes", "crossFileContext", "maxContextTokens", "maxIndexFiles",
     "kvCacheMb", "inkling",
 ];

@@ -78,7 +78,8 @@ fn start_engine(model: Option<PathBuf>) -> Result<Engine> {
 }
 
 pub fn run(args: CompleteArgs) -> Result<ExitCode> {
-    let mut settings = Settings::default();
+    // One answer per cursor, each on its own: always the full prompt (no latency target).
+    let mut settings = Settings { latency_target_ms: 0, ..Settings::default() };
     if let Some(n) = args.max_new_tokens {
         settings.max_new_tokens = n;
     }

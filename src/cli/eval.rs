@@ -71,7 +71,8 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let model = args.model.clone().or_else(models::default_model).context("no model given and no cache folder ($HOME unset)")?;
-    let mut settings = Settings { time_budget_ms: args.time_budget_ms, ..Settings::default() };
+    // Quality is measured on the full prompt: no latency target.
+    let mut settings = Settings { time_budget_ms: args.time_budget_ms, latency_target_ms: 0, ..Settings::default() };
     if let Some(n) = args.max_new_tokens {
         settings.max_new_tokens = n;
     }

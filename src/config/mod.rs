@@ -33,6 +33,8 @@ pub struct Settings {
     pub max_suffix_tokens: usize,
     pub max_new_tokens: usize,
     pub time_budget_ms: u64,
+    /// Prompts whose uncached part would take longer to read are scaled down (0: never).
+    pub latency_target_ms: u64,
     pub multiline: Multiline,
     pub complete_in_comments: bool,
     pub threads: Option<usize>,
@@ -56,6 +58,7 @@ impl Default for Settings {
             max_suffix_tokens: 256,
             max_new_tokens: 96,
             time_budget_ms: 10_000,
+            latency_target_ms: 1_000,
             multiline: Multiline::Auto,
             complete_in_comments: false,
             threads: None,

@@ -17,6 +17,7 @@ pub struct Options {
     pub max_suffix_tokens: Option<u64>,
     pub max_new_tokens: Option<u64>,
     pub time_budget_ms: Option<u64>,
+    pub latency_target_ms: Option<u64>,
     pub multiline: Option<Multiline>,
     pub complete_in_comments: Option<bool>,
     pub threads: Option<u64>,
@@ -59,6 +60,7 @@ pub const OPTION_DOCS: &[OptionDoc] = &[
     OptionDoc { name: "maxSuffixTokens", json_type: "integer", default: "256", description: "Tokens of text after the cursor shown to the model." },
     OptionDoc { name: "maxNewTokens", json_type: "integer", default: "96", description: "Most tokens one completion may generate." },
     OptionDoc { name: "timeBudgetMs", json_type: "integer", default: "10000", description: "Stop generating after this many milliseconds (after reading the prompt) and answer with what is there." },
+    OptionDoc { name: "latencyTargetMs", json_type: "integer", default: "1000", description: "When reading the whole prompt would take longer than this (the model's own measured speed), a smaller prompt is read first and the context grows with the next requests. 0: always the full prompt." },
     OptionDoc { name: "multiline", json_type: "string", default: "\"auto\"", description: "When a completion may span several lines: auto, never or always." },
     OptionDoc { name: "completeInComments", json_type: "boolean", default: "false", description: "Also complete inside comments and strings." },
     OptionDoc { name: "threads", json_type: "integer", default: "null", description: "CPU threads for the model. Empty or 0: all cores." },
@@ -124,6 +126,7 @@ impl Options {
         s.max_suffix_tokens = bounded("maxSuffixTokens", self.max_suffix_tokens, 0, 3_900, s.max_suffix_tokens)?;
         s.max_new_tokens = bounded("maxNewTokens", self.max_new_tokens, 1, 1_024, s.max_new_tokens)?;
         s.time_budget_ms = bounded("timeBudgetMs", self.time_budget_ms, 10, 120_000, s.time_budget_ms as usize)? as u64;
+        s.latency_target_ms = bounded("latencyTargetMs", self.latency_target_ms, 0, 120_000, s.latency_target_ms as usize)? as u64;
         if let Some(m) = self.multiline {
             s.multiline = m;
         }

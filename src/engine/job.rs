@@ -41,6 +41,9 @@ pub struct GenerateRequest {
     /// Stop generating after this long (counted from the end of the prompt's prefill) and
     /// answer with what is there.
     pub time_budget: Duration,
+    /// When the prompt's uncached part would take longer than about this to read, a prompt
+    /// with smaller budgets is read instead (`Duration::ZERO`: always the full budgets).
+    pub latency_target: Duration,
 }
 
 /// Why generation stopped.

@@ -9,7 +9,7 @@
 //! only the tokens greedy decoding would have produced are kept.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use candle_core::{Device, IndexOp, Tensor};
@@ -22,13 +22,20 @@ use super::reuse::{self, Step};
 use super::slots::Slots;
 use super::speculate;
 use super::vocab::TokenBytes;
-use crate::prompt::{self, SpecialTokens};
+use crate::prompt::{self, Budget, SpecialTokens};
 
 /// Tokens of KV cache allocated per model (prompt + generated).
 pub const DEFAULT_MAX_CONTEXT: usize = 4096;
 /// Prompt tokens run between two checks for a newer request: a cancelled prefill stops after
 /// at most this many (a few hundred milliseconds on a CPU).
 pub const PREFILL_STEP: usize = 64;
+/// Share of the latency target the prompt's prefill may take (the rest is for the answer).
+const PREFILL_SHARE: f64 = 0.7;
+/// Budgets are scaled in steps of 1/STEPS of the full ones when the full prompt does not fit
+/// the latency target, so that each request can read a little more than the last.
+const STEPS: usize = 32;
+/// Tokens of the warm-up prefill at load, which also measures the first prefill rate.
+const WARM_UP_TOKENS: usize = 32;
 /// Positions whose logits are kept (a vocabulary-sized row each: ~0.6 MB).
 const MAX_SAVED_LOGITS: usize = 48;
 
@@ -46,6 +53,8 @@ pub struct Qwen2Backend {
     token_bytes: TokenBytes,
     options: EngineOptions,
     description: String,
+    /// Prompt tokens read per second, measured (see [`Qwen2Backend::measured_prefill`]).
+    prefill_rate: f64,
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
@@ -73,7 +82,7 @@ impl Qwen2Backend {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let description = format!("{name} (Qwen2, {} layers, hidden {}, {:?})", cfg.num_layers, cfg.hidden_size, device.location());
         let token_bytes = TokenBytes::from_tokenizer(&tokenizer);
-        Ok(Qwen2Backend {
+        let mut backend = Qwen2Backend {
             model,
             tokenizer,
             special,
@@ -83,7 +92,31 @@ impl Qwen2Backend {
             token_bytes,
             options,
             description,
-        })
+            prefill_rate: 0.0,
+        };
+        backend.warm_up()?;
+        Ok(backend)
+    }
+
+    /// Runs a short prompt twice and forgets it: the first run pays the one-time costs of the
+    /// kernels (weights repacked on first use), so the first request does not; the second
+    /// measures the prefill rate the latency target starts from.
+    fn warm_up(&mut self) -> Result<()> {
+        let text = "def add(a, b):\n    return a + b\n\n".repeat(WARM_UP_TOKENS);
+        let ids = self.tokenizer.encode_fast(text.as_str(), false).map_err(anyhow::Error::msg)?;
+        let tokens: Vec<u32> = ids.get_ids().iter().copied().take(WARM_UP_TOKENS).collect();
+        if tokens.len() < WARM_UP_TOKENS || tokens.len() + 1 > self.model.max_ctx() {
+            self.prefill_rate = 100.0;
+            return Ok(());
+        }
+        self.model.extend(&tokens)?;
+        self.model.truncate(0);
+        let started = Instant::now();
+        self.model.extend(&tokens)?;
+        self.model.truncate(0);
+        self.prefill_rate = tokens.len() as f64 / started.elapsed().as_secs_f64().max(1e-6);
+        tracing::info!(tokens_per_s = format!("{:.0}", self.prefill_rate), "prefill rate measured at load");
+        Ok(())
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -124,6 +157,66 @@ impl Qwen2Backend {
         Ok(())
     }
 
+    /// Folds a prefill of `tokens` that took `took` into the prefill rate (short runs say more
+    /// about overheads than about the rate, and are left out).
+    fn measured_prefill(&mut self, tokens: usize, took: Duration) {
+        if tokens >= 16 && !took.is_zero() {
+            let rate = tokens as f64 / took.as_secs_f64();
+            self.prefill_rate = 0.7 * self.prefill_rate + 0.3 * rate;
+        }
+    }
+
+    /// Prompt tokens a request for `tokens` would run (not kept, not moved from the cache).
+    fn cost(&self, tokens: &[u32]) -> usize {
+        let common = common_prefix(&self.cached, tokens);
+        if common == tokens.len() && self.saved_logits(tokens.len() - 1).is_some() {
+            return 0;
+        }
+        let keep = common.min(tokens.len() - 1);
+        let min_run = if self.options.reuse { self.options.min_moved_run } else { 0 };
+        tokens.len() - keep - reuse::moved(&reuse::plan(&self.cached, tokens, keep, min_run))
+    }
+
+    /// The prompt for `request`: with its full budgets when running its uncached part fits the
+    /// latency target at the measured prefill rate; else with the largest scaled-down budgets
+    /// that fit (no code from other files), the smallest when none does. The next request then
+    /// finds this prompt's lines in the cache (moved where the larger window puts them), so
+    /// each request can read more of the window until the full budgets fit.
+    fn sized_prompt(&self, request: &GenerateRequest) -> Result<prompt::Prompt> {
+        let full = prompt::build(&self.tokenizer, &self.special, &request.text, request.budget)?;
+        if request.latency_target.is_zero() {
+            return Ok(full);
+        }
+        let limit = (request.latency_target.as_secs_f64() * PREFILL_SHARE * self.prefill_rate) as usize;
+        if self.cost(&full.tokens) <= limit {
+            return Ok(full);
+        }
+        // The largest fraction k / STEPS of the budgets that fits (cost grows with the window),
+        // found by bisection: a few prompt builds of a few milliseconds each.
+        let b = request.budget;
+        let at = |k: usize| {
+            let budget = Budget { max_prefix_tokens: b.max_prefix_tokens * k / STEPS, max_suffix_tokens: b.max_suffix_tokens * k / STEPS, max_context_tokens: 0 };
+            prompt::build(&self.tokenizer, &self.special, &request.text, budget)
+        };
+        let (mut lo, mut hi, mut best) = (1, STEPS - 1, None);
+        while lo <= hi {
+            let mid = (lo + hi) / 2;
+            let prompt = at(mid)?;
+            if self.cost(&prompt.tokens) <= limit {
+                best = Some((mid, prompt));
+                lo = mid + 1;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        let (k, prompt) = match best {
+            Some(found) => found,
+            None => (1, at(1)?),
+        };
+        tracing::debug!(fraction = format!("{k}/{STEPS}"), limit, "prompt scaled to the latency target");
+        Ok(prompt)
+    }
+
     /// Brings the cache from `self.cached` to `tokens`: keeps the first `keep`, then follows
     /// `steps` (from [`reuse::plan`]), running the model [`PREFILL_STEP`] tokens at a time.
     /// Returns the logits after the last token, or `None` when `cancel` had fired by the end of
@@ -139,6 +232,7 @@ impl Qwen2Backend {
         self.truncate(keep);
         let mut spans = spans.into_iter();
         let mut logits = None;
+        let (started, mut ran) = (Instant::now(), 0usize);
         for step in steps {
             match *step {
                 Step::Move { to, len, .. } => {
@@ -150,8 +244,10 @@ impl Qwen2Backend {
                     let mut at = start;
                     while at < end {
                         let next = (at + PREFILL_STEP).min(end);
+                        ran += next - at;
                         if next == tokens.len() {
                             logits = Some(self.run(&tokens[at..next], false)?);
+                            self.measured_prefill(ran, started.elapsed());
                         } else {
                             self.extend(&tokens[at..next])?;
                             if cancel.is_cancelled() {
@@ -227,7 +323,14 @@ impl Backend for Qwen2Backend {
     fn generate(&mut self, request: &GenerateRequest, cancel: &CancelToken) -> Result<Generated> {
         let _span = tracing::debug_span!("generate").entered();
         let started = Instant::now();
-        let prompt = prompt::build(&self.tokenizer, &self.special, &request.text, request.budget)?;
+        if self.options.reuse {
+            if self.slots.switch_to(&request.slot, &mut self.model, &mut self.cached, request.kv_cache_bytes)? {
+                self.logits_at.clear(); // the cache now holds another file's tokens
+            }
+        } else {
+            self.truncate(0);
+        }
+        let prompt = self.sized_prompt(request)?;
         let tokens = &prompt.tokens;
         if tokens.len() + 1 > self.model.max_ctx() {
             anyhow::bail!(
@@ -235,13 +338,6 @@ impl Backend for Qwen2Backend {
                 tokens.len(),
                 self.model.max_ctx()
             );
-        }
-        if self.options.reuse {
-            if self.slots.switch_to(&request.slot, &mut self.model, &mut self.cached, request.kv_cache_bytes)? {
-                self.logits_at.clear(); // the cache now holds another file's tokens
-            }
-        } else {
-            self.truncate(0);
         }
         // Reuse the cached prefix. When the whole prompt is cached and its last position's
         // logits were kept, nothing needs computing; otherwise run at least the last token.

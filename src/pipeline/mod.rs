@@ -54,6 +54,7 @@ pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequ
         single_line: ctx.mode == Mode::SingleLine,
         stop_when: Some(Box::new(move |text| postprocess::block_done(text, &shaping_ctx))),
         time_budget: Duration::from_millis(settings.time_budget_ms),
+        latency_target: Duration::from_millis(settings.latency_target_ms),
     }
 }
 

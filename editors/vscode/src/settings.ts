@@ -15,6 +15,7 @@ export const SERVER_OPTION_NAMES = [
     'maxSuffixTokens',
     'maxNewTokens',
     'timeBudgetMs',
+    'latencyTargetMs',
     'multiline',
     'completeInComments',
     'threads',

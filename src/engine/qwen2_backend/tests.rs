@@ -30,6 +30,7 @@ fn request(slot: &str, text: &PromptText, max_new_tokens: usize) -> GenerateRequ
         single_line: false,
         stop_when: None,
         time_budget: Duration::from_secs(60),
+        latency_target: Duration::ZERO,
     }
 }
 
@@ -245,4 +246,32 @@ fn a_cancelled_prefill_keeps_what_it_ran_for_the_next_request() {
     let next = b.generate(&request("p.py", &text, 8), &fresh).unwrap();
     assert_eq!(next.reused_tokens, PREFILL_STEP);
     assert_eq!(next.text, cold.generate(&request("p.py", &text, 8), &fresh).unwrap().text);
+}
+
+#[test]
+fn a_cold_prompt_is_sized_to_the_latency_target_and_grows_with_the_next_requests() {
+    let mut b = Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, EngineOptions { speculate: false, ..EngineOptions::default() }).unwrap();
+    let prefix: String = (0..80).map(|i| format!("x{i} = f(x{})\n", i / 3)).collect();
+    let suffix: String = (80..120).map(|i| format!("y{i} = g(y{})\n", i / 3)).collect();
+    let text = PromptText { prefix, suffix, line_head: "z = ".into(), ..PromptText::default() };
+    let full = prompt::build(&b.tokenizer, &b.special, &text, BUDGET).unwrap().tokens.len();
+    let mut req = request("s.py", &text, 2);
+    req.latency_target = Duration::from_secs(1);
+    let cancel = CancelToken::new();
+    let limit = 120;
+    let mut sizes = Vec::new();
+    for _ in 0..12 {
+        b.prefill_rate = limit as f64 / PREFILL_SHARE; // as if measured: `limit` tokens fit
+        let g = b.generate(&req, &cancel).unwrap();
+        let ran = g.prompt_tokens - g.reused_tokens - g.moved_tokens;
+        assert!(ran <= limit + 1, "ran {ran} of {} tokens", g.prompt_tokens);
+        sizes.push(g.prompt_tokens);
+    }
+    assert!(sizes[0] < full / 3, "{sizes:?} (full {full})");
+    assert!(sizes.windows(2).all(|w| w[1] >= w[0]), "{sizes:?}");
+    assert_eq!(sizes.last(), Some(&full), "{sizes:?}");
+    // Without a target the full prompt is read at once.
+    req.latency_target = Duration::ZERO;
+    let mut cold = backend(true, false);
+    assert_eq!(cold.generate(&req, &cancel).unwrap().prompt_tokens, full);
 }
