@@ -69,6 +69,20 @@ fn bench_model(path: &Path, source: &str, reps: usize) {
         }
         decode.push(DECODE_TOKENS as f64 / t.elapsed().as_secs_f64());
     }
+    // The server reads prompts in steps a newer request can interrupt: what each step size costs.
+    let mut stepped = Vec::new();
+    for step in [64usize, 128, 256] {
+        let mut rates = Vec::new();
+        for _ in 0..reps {
+            model.truncate(0);
+            let t = Instant::now();
+            for chunk in prompt.chunks(step) {
+                model.extend(chunk).expect("prefill step");
+            }
+            rates.push(prompt.len() as f64 / t.elapsed().as_secs_f64());
+        }
+        stepped.push(format!("{step}: {:.1}", median(rates)));
+    }
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     println!(
         "{name}: load {load_s:.1} s | prefill {} tokens: {:.1} tok/s (quantized kernels only: {:.1}) | decode {} tokens: {:.1} tok/s  (medians of {reps})",
@@ -78,6 +92,7 @@ fn bench_model(path: &Path, source: &str, reps: usize) {
         DECODE_TOKENS,
         median(decode)
     );
+    println!("{name}: prefill {} tokens in steps of {} tok/s", prompt.len(), stepped.join(", "));
 }
 
 /// One inline-completion request through the real server over stdio, cold (first request after

@@ -22,7 +22,8 @@
 //! `cargo bench --bench replay` — env: `INKLING_BENCH_MODEL` (default: the small model),
 //! `INKLING_REPLAY_LINES` (lines per file, 7), `INKLING_REPLAY_PACE_MS` (150),
 //! `INKLING_BENCH_THREADS` (2), `INKLING_REPLAY_PEERS` (`inkling,llama`), `INKLING_REPLAY_FLAGS`
-//! (extra `inkling serve` flags, e.g. `--no-reuse`).
+//! (extra `inkling serve` flags, e.g. `--no-reuse`), `INKLING_REPLAY_OPTIONS` (settings JSON
+//! merged into inkling's, e.g. `{"latencyTargetMs": 0}`).
 
 #[path = "../tests/support/lsp_client.rs"]
 #[allow(dead_code)]
@@ -142,10 +143,14 @@ impl Inkling {
         let threads = threads.to_string();
         let mut client = lsp_client::LspClient::start(&args, &[("RAYON_NUM_THREADS", &threads), ("CANDLE_NUM_THREADS", &threads)]);
         let file_uri = |p: &Path| format!("file://{}", p.display());
+        let mut options = json!({"maxNewTokens": MAX_NEW_TOKENS});
+        if let Ok(Value::Object(extra)) = std::env::var("INKLING_REPLAY_OPTIONS").map(|o| serde_json::from_str(&o).unwrap_or(Value::Null)) {
+            options.as_object_mut().expect("an object").extend(extra);
+        }
         client.request(
             "initialize",
             json!({"processId": null, "rootUri": file_uri(&case.workspace), "capabilities": {"window": {"workDoneProgress": true}},
-                   "initializationOptions": {"maxNewTokens": MAX_NEW_TOKENS}}),
+                   "initializationOptions": options}),
             Duration::from_secs(30),
         );
         client.notify("initialized", json!({}));

@@ -27,15 +27,21 @@ use crate::prompt::{self, Budget, SpecialTokens};
 /// Tokens of KV cache allocated per model (prompt + generated).
 pub const DEFAULT_MAX_CONTEXT: usize = 4096;
 /// Prompt tokens run between two checks for a newer request: a cancelled prefill stops after
-/// at most this many (a few hundred milliseconds on a CPU).
-pub const PREFILL_STEP: usize = 64;
+/// at most this many (about 1.5 s for the 0.5B on two cores). Smaller steps read prompts more
+/// slowly: 64-token steps ran ~30% below 128 in `cargo bench --bench engine`.
+pub const PREFILL_STEP: usize = 128;
 /// Share of the latency target the prompt's prefill may take (the rest is for the answer).
 const PREFILL_SHARE: f64 = 0.7;
 /// Budgets are scaled in steps of 1/STEPS of the full ones when the full prompt does not fit
 /// the latency target, so that each request can read a little more than the last.
 const STEPS: usize = 32;
-/// Tokens of the warm-up prefill at load, which also measures the first prefill rate.
-const WARM_UP_TOKENS: usize = 32;
+/// Tokens of the warm-up prefill at load, which also measures the first prefill rate (about
+/// the size of the prompts a latency target allows on a CPU).
+const WARM_UP_TOKENS: usize = 64;
+/// The smallest budgets a latency target scales a prompt down to, in 1/STEPS of the full ones:
+/// below about a sixteenth of the window (some 6 lines above the cursor) suggestions are
+/// rarely worth the time saved.
+const MIN_STEPS: usize = 2;
 /// Positions whose logits are kept (a vocabulary-sized row each: ~0.6 MB).
 const MAX_SAVED_LOGITS: usize = 48;
 
@@ -55,6 +61,8 @@ pub struct Qwen2Backend {
     description: String,
     /// Prompt tokens read per second, measured (see [`Qwen2Backend::measured_prefill`]).
     prefill_rate: f64,
+    /// The budgets of the last prompt, in 1/STEPS of the full ones (see `sized_prompt`).
+    window_steps: usize,
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
@@ -93,6 +101,7 @@ impl Qwen2Backend {
             options,
             description,
             prefill_rate: 0.0,
+            window_steps: STEPS,
         };
         backend.warm_up()?;
         Ok(backend)
@@ -163,6 +172,7 @@ impl Qwen2Backend {
         if tokens >= 16 && !took.is_zero() {
             let rate = tokens as f64 / took.as_secs_f64();
             self.prefill_rate = 0.7 * self.prefill_rate + 0.3 * rate;
+            tracing::debug!(tokens, rate = format!("{rate:.0}"), average = format!("{:.0}", self.prefill_rate), "prefill rate");
         }
     }
 
@@ -173,32 +183,43 @@ impl Qwen2Backend {
             return 0;
         }
         let keep = common.min(tokens.len() - 1);
+        tokens.len() - keep - reuse::moved(&self.plan(tokens, keep))
+    }
+
+    /// How to rebuild the cache for `tokens` after keeping `keep` (see [`reuse::plan`]). Only
+    /// the part before `<|fim_suffix|>` moves: a moved suffix keeps what it computed after the
+    /// old prefix, and on the real model that made it repeat the line just written (the test
+    /// `real_model_moved_runs_give_the_cold_suggestions` keeps this honest).
+    fn plan(&self, tokens: &[u32], keep: usize) -> Vec<Step> {
         let min_run = if self.options.reuse { self.options.min_moved_run } else { 0 };
-        tokens.len() - keep - reuse::moved(&reuse::plan(&self.cached, tokens, keep, min_run))
+        let movable = tokens.iter().position(|&t| t == self.special.fim_suffix).unwrap_or(0);
+        reuse::plan(&self.cached, tokens, keep, min_run, movable)
     }
 
     /// The prompt for `request`: with its full budgets when running its uncached part fits the
     /// latency target at the measured prefill rate; else with the largest scaled-down budgets
-    /// that fit (no code from other files), the smallest when none does. The next request then
-    /// finds this prompt's lines in the cache (moved where the larger window puts them), so
-    /// each request can read more of the window until the full budgets fit.
-    fn sized_prompt(&self, request: &GenerateRequest) -> Result<prompt::Prompt> {
+    /// that fit (no code from other files), but never below [`MIN_STEPS`] / [`STEPS`]. The next
+    /// request then finds this prompt's lines in the cache (moved to where the larger window puts
+    /// them), so each request can read more of the window until the full budgets fit.
+    fn sized_prompt(&mut self, request: &GenerateRequest) -> Result<prompt::Prompt> {
         let full = prompt::build(&self.tokenizer, &self.special, &request.text, request.budget)?;
-        if request.latency_target.is_zero() {
-            return Ok(full);
-        }
         let limit = (request.latency_target.as_secs_f64() * PREFILL_SHARE * self.prefill_rate) as usize;
-        if self.cost(&full.tokens) <= limit {
+        if request.latency_target.is_zero() || self.cost(&full.tokens) <= limit {
+            self.window_steps = STEPS;
             return Ok(full);
         }
-        // The largest fraction k / STEPS of the budgets that fits (cost grows with the window),
-        // found by bisection: a few prompt builds of a few milliseconds each.
+        // The largest fraction k / STEPS of the budgets that fits, found by bisection (a few
+        // prompt builds of a few milliseconds each). The cost grows with the window from the
+        // window read last, which is cached: the search starts there when it still fits, so the
+        // window never shrinks while it can grow.
         let b = request.budget;
         let at = |k: usize| {
             let budget = Budget { max_prefix_tokens: b.max_prefix_tokens * k / STEPS, max_suffix_tokens: b.max_suffix_tokens * k / STEPS, max_context_tokens: 0 };
             prompt::build(&self.tokenizer, &self.special, &request.text, budget)
         };
-        let (mut lo, mut hi, mut best) = (1, STEPS - 1, None);
+        let last = self.window_steps.clamp(MIN_STEPS, STEPS - 1);
+        let floor = if last > MIN_STEPS && self.cost(&at(last)?.tokens) <= limit { last } else { MIN_STEPS };
+        let (mut lo, mut hi, mut best) = (floor, STEPS - 1, None);
         while lo <= hi {
             let mid = (lo + hi) / 2;
             let prompt = at(mid)?;
@@ -211,9 +232,10 @@ impl Qwen2Backend {
         }
         let (k, prompt) = match best {
             Some(found) => found,
-            None => (1, at(1)?),
+            None => (MIN_STEPS, at(MIN_STEPS)?),
         };
         tracing::debug!(fraction = format!("{k}/{STEPS}"), limit, "prompt scaled to the latency target");
+        self.window_steps = k;
         Ok(prompt)
     }
 
@@ -350,8 +372,7 @@ impl Backend for Qwen2Backend {
             }
             None => {
                 let keep = common.min(tokens.len() - 1);
-                let min_run = if self.options.reuse { self.options.min_moved_run } else { 0 };
-                let steps = reuse::plan(&self.cached, tokens, keep, min_run);
+                let steps = self.plan(tokens, keep);
                 match self.rebuild(tokens, keep, &steps, cancel).context("prefill")? {
                     Some(logits) => (keep, reuse::moved(&steps), logits),
                     None => {
@@ -378,6 +399,7 @@ impl Backend for Qwen2Backend {
         let mut state = Decoding { request, heal: &prompt.heal, pending_heal: prompt.heal.as_bytes().to_vec(), generated: Vec::new(), text: String::new() };
         let mut drafted = 0usize;
         let mut accepted_drafts = 0usize;
+        let mut drafting = true;
         let stop = 'decode: loop {
             let next = if state.pending_heal.is_empty() { argmax(&logits)? } else { self.healing_argmax(&logits, &state.pending_heal)? };
             if let Some(stop) = state.accept(&self.tokenizer, &self.token_bytes, &self.special, next)? {
@@ -393,8 +415,9 @@ impl Backend for Qwen2Backend {
             if room == 0 {
                 break StopReason::ContextFull;
             }
-            // Draft only once healing is done (drafts are unconstrained greedy guesses).
-            let draft = if self.options.speculate && state.pending_heal.is_empty() {
+            // Draft only once healing is done (drafts are unconstrained greedy guesses), and not
+            // after a draft that was mostly wrong: verifying costs more than the tokens it saves.
+            let draft = if self.options.speculate && state.pending_heal.is_empty() && drafting {
                 let mut history = self.cached.clone();
                 history.push(next);
                 let left = request.max_new_tokens.saturating_sub(state.generated.len());
@@ -425,6 +448,7 @@ impl Backend for Qwen2Backend {
                 }
             }
             accepted_drafts += kept;
+            drafting = 2 * kept >= draft.len();
             self.truncate(base + 1 + kept);
             logits = all.i(kept)?;
         };

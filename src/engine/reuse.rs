@@ -1,17 +1,18 @@
 //! How a new prompt is rebuilt from the tokens already in the KV cache.
 //!
 //! The longest common prefix is kept as it is (exact). After it, a prompt often holds long runs
-//! that the cache also holds, only at other positions: the lines below the cursor move down by
-//! the line just typed, the window above the cursor loses its first lines when it moves on, code
-//! from other files changes order. [`plan`] finds such runs (at least `min_run` tokens) and says
-//! to *move* their cached keys and values instead of running the model over them again; the
-//! engine turns the moved keys by the distance moved (RoPE is a rotation by position, so a
-//! rotation by the difference puts them at their new place) and runs the model only over the
-//! rest.
+//! that the cache also holds, only at other positions: the window above the cursor loses its
+//! first lines when it steps down, code from other files changes order, the lines below the
+//! cursor move down by the line just typed. [`plan`] finds such runs (at least `min_run` tokens,
+//! before a given position) and says to *move* their cached keys and values instead of running
+//! the model over them again; the engine turns the moved keys by the distance moved (RoPE is a
+//! rotation by position, so a rotation by the difference puts them at their new place) and runs
+//! the model only over the rest.
 //!
 //! A moved run is not what a cold prefill computes: its keys and values were computed after the
 //! old neighbours, not the new ones (llama.cpp's `--cache-reuse` makes the same trade). The
-//! engine's tests measure the difference against a cold prefill on the real model.
+//! engine moves only what lies before `<|fim_suffix|>`: with the suffix moved too, the real
+//! model repeated the line just written (its suffix had been read before that line existed).
 
 use std::collections::HashMap;
 
@@ -31,14 +32,15 @@ pub enum Step {
 
 /// The steps that turn `cached` (the tokens in the KV cache) into `prompt`, given that the
 /// first `keep` tokens are shared (`keep < prompt.len()`). Runs of at least `min_run` tokens
-/// found in `cached[keep..]` are moved (`min_run == 0` moves nothing); the last prompt token is
-/// always run, so the last step is a [`Step::Run`] that yields the next-token logits.
-pub fn plan(cached: &[u32], prompt: &[u32], keep: usize, min_run: usize) -> Vec<Step> {
+/// found in `cached[keep..]` and lying before prompt position `movable` are moved
+/// (`min_run == 0` moves nothing); the last prompt token is always run, so the last step is a
+/// [`Step::Run`] that yields the next-token logits.
+pub fn plan(cached: &[u32], prompt: &[u32], keep: usize, min_run: usize, movable: usize) -> Vec<Step> {
     let end = prompt.len();
     debug_assert!(keep < end);
     let mut steps = Vec::new();
     let mut run_from = keep;
-    let movable = end.saturating_sub(1); // the last token is always run
+    let movable = movable.min(end.saturating_sub(1)); // the last token is always run
     if min_run >= KEY && cached.len() > keep {
         let mut index: HashMap<&[u32], Vec<usize>> = HashMap::new();
         for from in keep..cached.len().saturating_sub(KEY - 1) {
@@ -108,13 +110,13 @@ mod tests {
     }
 
     #[test]
-    fn lines_below_the_cursor_move_down_by_the_line_typed() {
+    fn a_run_found_at_another_position_is_moved() {
         // Old: prefix | <suf> suffix... | <mid> head.  New: prefix + typed line | <suf> suffix... | <mid>.
         let prefix: Vec<u32> = (0..50).collect();
         let suffix: Vec<u32> = (1000..1100).collect();
         let cached = [prefix.clone(), vec![7], suffix.clone(), vec![8, 500, 501]].concat();
         let prompt = [prefix.clone(), vec![500, 501, 502], vec![7], suffix.clone(), vec![8]].concat();
-        let steps = plan(&cached, &prompt, 50, 32);
+        let steps = plan(&cached, &prompt, 50, 32, prompt.len());
         assert_eq!(
             steps,
             vec![
@@ -132,11 +134,13 @@ mod tests {
         let cached: Vec<u32> = (0..40).collect();
         let prompt: Vec<u32> = [vec![0], (10..30).collect::<Vec<_>>()].concat();
         // A 20-token run is below min_run 32: everything is run.
-        assert_eq!(plan(&cached, &prompt, 1, 32), vec![Step::Run { start: 1, end: 21 }]);
+        assert_eq!(plan(&cached, &prompt, 1, 32, 21), vec![Step::Run { start: 1, end: 21 }]);
         // With min_run 8 it moves, but never the last token.
-        assert_eq!(plan(&cached, &prompt, 1, 8), vec![Step::Move { from: 10, to: 1, len: 19 }, Step::Run { start: 20, end: 21 }]);
+        assert_eq!(plan(&cached, &prompt, 1, 8, 21), vec![Step::Move { from: 10, to: 1, len: 19 }, Step::Run { start: 20, end: 21 }]);
+        // Only what lies before position 12 may move.
+        assert_eq!(plan(&cached, &prompt, 1, 8, 12), vec![Step::Move { from: 10, to: 1, len: 11 }, Step::Run { start: 12, end: 21 }]);
         // Off.
-        assert_eq!(plan(&cached, &prompt, 1, 0), vec![Step::Run { start: 1, end: 21 }]);
+        assert_eq!(plan(&cached, &prompt, 1, 0, 21), vec![Step::Run { start: 1, end: 21 }]);
     }
 
     proptest! {
@@ -149,7 +153,7 @@ mod tests {
         ) {
             let common = matching(&cached, &prompt).min(prompt.len() - 1);
             let keep = keep_seed % (common + 1);
-            let steps = plan(&cached, &prompt, keep, min_run);
+            let steps = plan(&cached, &prompt, keep, min_run, prompt.len());
             let ends_with_a_run = matches!(steps.last(), Some(Step::Run { end, .. }) if *end == prompt.len());
             prop_assert!(ends_with_a_run, "{:?}", steps);
             for s in &steps {

@@ -196,7 +196,9 @@ fn moved_runs_give_exactly_the_cold_result_in_a_one_block_model() {
     let w = warm.generate(&request("m.py", &text, 6), &cancel).unwrap();
     let c = cold.generate(&request("m.py", &text, 6), &cancel).unwrap();
     assert_eq!(w.text, c.text);
-    assert!(w.moved_tokens > 0 && moved > 0, "runs were moved ({moved}, {})", w.moved_tokens);
+    // Only the part before <|fim_suffix|> moves: new lines move nothing, the deletion does.
+    assert_eq!(moved, 0);
+    assert!(w.moved_tokens > 0, "runs were moved");
 }
 
 #[test]
@@ -206,7 +208,7 @@ fn moving_to_the_next_line_reuses_most_of_the_prompt() {
     let settings = Settings { max_prefix_tokens: 600, max_suffix_tokens: 200, max_new_tokens: 4, ..Settings::default() };
     let lines: Vec<String> = (0..300).map(|i| format!("    v{i} = f(v{})", i / 2)).collect();
     let cancel = CancelToken::new();
-    let mut ratios = Vec::new();
+    let mut ran = Vec::new();
     let mut first_lines = std::collections::BTreeSet::new();
     for line in 150..180 {
         // The cursor on a fresh, indented line after `line`.
@@ -219,15 +221,25 @@ fn moving_to_the_next_line_reuses_most_of_the_prompt() {
         let request = crate::pipeline::request_for(&ctx, &settings);
         let shown = prompt::render(&b.tokenizer, &b.special, &request.text, request.budget).unwrap();
         first_lines.insert(shown.lines().next().unwrap_or_default().to_string());
+        let tokens = prompt::build(&b.tokenizer, &b.special, &request.text, request.budget).unwrap().tokens;
+        let from_suffix = tokens.len() - tokens.iter().position(|&t| t == b.special.fim_suffix).unwrap();
         let g = b.generate(&request, &cancel).unwrap();
-        ratios.push((g.reused_tokens + g.moved_tokens) as f64 / g.prompt_tokens as f64);
+        ran.push((g.prompt_tokens - g.reused_tokens - g.moved_tokens, from_suffix, g.prompt_tokens));
     }
     // The window's first line moved on the grid (not with every line), and each next line
-    // re-read only the line typed, the markers and the line that entered the suffix window.
+    // re-read only the line typed (about 17 tokens here) and the part from <|fim_suffix|> on
+    // (the suffix window is read again: moving it changed the real model's answers); when the
+    // window stepped down, the lines it kept were moved, not read again.
     assert!((2..=4).contains(&first_lines.len()), "{first_lines:?}");
-    assert_eq!(ratios[0], 0.0);
-    let worst = ratios[1..].iter().copied().fold(1.0, f64::min);
-    assert!(worst >= 0.9, "{ratios:?}");
+    assert_eq!(ran[0].0, ran[0].2, "the first request reads everything");
+    for &(read, from_suffix, _) in &ran[1..] {
+        assert!(read <= from_suffix + 24, "{ran:?}");
+    }
+    // All of the window above was kept or moved: with these budgets (600 above, 200 below)
+    // that is at least 60% of each prompt.
+    let kept: usize = ran[1..].iter().map(|(read, _, len)| len - read).sum();
+    let total: usize = ran[1..].iter().map(|(_, _, len)| len).sum();
+    assert!(kept * 10 >= total * 6, "{ran:?}");
 }
 
 #[test]
@@ -258,7 +270,8 @@ fn a_cold_prompt_is_sized_to_the_latency_target_and_grows_with_the_next_requests
     let mut req = request("s.py", &text, 2);
     req.latency_target = Duration::from_secs(1);
     let cancel = CancelToken::new();
-    let limit = 120;
+    // Each request re-reads the suffix window (120 tokens at most) and may read 80 more.
+    let limit = 200;
     let mut sizes = Vec::new();
     for _ in 0..12 {
         b.prefill_rate = limit as f64 / PREFILL_SHARE; // as if measured: `limit` tokens fit
@@ -267,11 +280,53 @@ fn a_cold_prompt_is_sized_to_the_latency_target_and_grows_with_the_next_requests
         assert!(ran <= limit + 1, "ran {ran} of {} tokens", g.prompt_tokens);
         sizes.push(g.prompt_tokens);
     }
-    assert!(sizes[0] < full / 3, "{sizes:?} (full {full})");
+    assert!(sizes[0] < full / 2, "{sizes:?} (full {full})");
     assert!(sizes.windows(2).all(|w| w[1] >= w[0]), "{sizes:?}");
     assert_eq!(sizes.last(), Some(&full), "{sizes:?}");
     // Without a target the full prompt is read at once.
     req.latency_target = Duration::ZERO;
     let mut cold = backend(true, false);
     assert_eq!(cold.generate(&req, &cancel).unwrap().prompt_tokens, full);
+}
+
+/// The real model (`INKLING_TEST_MODEL`): while the user writes line after line, and when the
+/// window's first lines go, the warm cache (kept prefix, moved runs) gives the same greedy
+/// suggestions as a cold prefill.
+#[test]
+fn real_model_moved_runs_give_the_cold_suggestions() {
+    let Some(path) = std::env::var_os("INKLING_TEST_MODEL") else {
+        eprintln!("INKLING_TEST_MODEL is not set: skipping the real-model test");
+        return;
+    };
+    let path = std::path::Path::new(&path);
+    let options = EngineOptions { speculate: false, ..EngineOptions::default() };
+    let mut warm = Qwen2Backend::load(path, &Device::Cpu, options).unwrap();
+    let mut cold = Qwen2Backend::load(path, &Device::Cpu, EngineOptions { reuse: false, ..options }).unwrap();
+    let budget = Budget { max_prefix_tokens: 256, max_suffix_tokens: 96, max_context_tokens: 0 };
+    let below = "\n        return total\n\n    def mean(self):\n        if not self.items:\n            return 0.0\n        return self.total() / len(self.items)\n\n    def clear(self):\n        self.items = []\n";
+    let lines = ["        total = 0\n", "        for item in self.items:\n", "            total += item.price * item.quantity\n"];
+    let mut text = PromptText {
+        prefix: "class Cart:\n    def __init__(self):\n        self.items = []\n\n    def add(self, item):\n        self.items.append(item)\n\n    def total(self):\n".into(),
+        suffix: below.into(),
+        line_head: "        ".into(),
+        ..PromptText::default()
+    };
+    let cancel = CancelToken::new();
+    let ask = |warm: &mut Qwen2Backend, cold: &mut Qwen2Backend, text: &PromptText, what: &str| {
+        let mut req = request("cart.py", text, 12);
+        req.budget = budget;
+        let w = warm.generate(&req, &cancel).unwrap();
+        let c = cold.generate(&req, &cancel).unwrap();
+        assert_eq!(w.text, c.text, "{what}: {text:?}");
+        w.moved_tokens
+    };
+    for (i, line) in lines.iter().enumerate() {
+        ask(&mut warm, &mut cold, &text, &format!("line {i}"));
+        text.prefix.push_str(line);
+        text.line_head = line[..line.len() - line.trim_start().len()].to_string();
+    }
+    // The window's first lines go (as when it steps down): the rest of it moves up.
+    text.prefix = text.prefix.replacen("class Cart:\n    def __init__(self):\n", "", 1);
+    let moved = ask(&mut warm, &mut cold, &text, "first lines gone");
+    assert!(moved > 0, "the lines above the cursor were moved");
 }
