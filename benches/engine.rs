@@ -5,9 +5,9 @@
 //! to choose; `INKLING_BENCH_REPS` repetitions, default 5). Prints medians of the repetitions.
 //! The prompt is real code nobody here wrote: the start of Python's `json/decoder.py`.
 
-#[path = "../tests/support/lsp_client.rs"]
+#[path = "../tests/support/proc_client.rs"]
 #[allow(dead_code)]
-mod lsp_client;
+mod proc_client;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -98,7 +98,7 @@ fn bench_model(path: &Path, source: &str, reps: usize) {
 /// One inline-completion request through the real server over stdio, cold (first request after
 /// opening the file) and warm (same position again: the KV prefix is reused).
 fn bench_lsp(path: &Path, source: &str, reps: usize) {
-    let mut c = lsp_client::LspClient::start(&["--model", &path.to_string_lossy()], &[]);
+    let mut c = proc_client::ProcClient::serve_env(&["--model", &path.to_string_lossy()], &[]);
     c.initialize(json!({"window": {"workDoneProgress": true}}), json!({"maxNewTokens": 24}));
     c.wait_model_ready(Duration::from_secs(300));
     // Cut a line in the middle of the file after a few characters.

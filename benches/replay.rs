@@ -25,9 +25,9 @@
 //! (extra `inkling serve` flags, e.g. `--no-reuse`), `INKLING_REPLAY_OPTIONS` (settings JSON
 //! merged into inkling's, e.g. `{"latencyTargetMs": 0}`).
 
-#[path = "../tests/support/lsp_client.rs"]
+#[path = "../tests/support/proc_client.rs"]
 #[allow(dead_code)]
-mod lsp_client;
+mod proc_client;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -129,7 +129,7 @@ trait Peer {
 }
 
 struct Inkling {
-    client: lsp_client::LspClient,
+    client: proc_client::ProcClient,
     uri: String,
     version: i64,
     open_request: Option<i64>,
@@ -141,7 +141,7 @@ impl Inkling {
         let mut args = vec!["--model", model];
         args.extend(flags.split_whitespace());
         let threads = threads.to_string();
-        let mut client = lsp_client::LspClient::start(&args, &[("RAYON_NUM_THREADS", &threads), ("CANDLE_NUM_THREADS", &threads)]);
+        let mut client = proc_client::ProcClient::serve_env(&args, &[("RAYON_NUM_THREADS", &threads), ("CANDLE_NUM_THREADS", &threads)]);
         let file_uri = |p: &Path| format!("file://{}", p.display());
         let mut options = json!({"maxNewTokens": MAX_NEW_TOKENS});
         if let Ok(Value::Object(extra)) = std::env::var("INKLING_REPLAY_OPTIONS").map(|o| serde_json::from_str(&o).unwrap_or(Value::Null)) {
@@ -383,7 +383,7 @@ fn report(name: &str, results: &[LineResult]) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let model = std::env::var("INKLING_BENCH_MODEL").unwrap_or_else(|_| lsp_client::test_model());
+    let model = std::env::var("INKLING_BENCH_MODEL").unwrap_or_else(|_| proc_client::test_model());
     let per_file = env_usize("INKLING_REPLAY_LINES", 7);
     let pace = Duration::from_millis(env_usize("INKLING_REPLAY_PACE_MS", 150) as u64);
     let threads = env_usize("INKLING_BENCH_THREADS", 2);

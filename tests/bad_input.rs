@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::support::fake::echo_line_head;
 use crate::support::inprocess::TestServer;
-use crate::support::lsp_client::LspClient;
+use crate::support::proc_client::ProcClient;
 
 const URI: &str = "file:///work/bad.py";
 
@@ -121,7 +121,7 @@ async fn settings_with_wrong_types_are_reported_and_the_server_keeps_defaults() 
 
 #[test]
 fn malformed_json_rpc_gets_a_parse_error_and_the_server_goes_on() {
-    let mut c = LspClient::start(&["--model", "/nonexistent/model.gguf"], &[]);
+    let mut c = ProcClient::serve_env(&["--model", "/nonexistent/model.gguf"], &[]);
     c.send_raw(b"Content-Length: 12\r\n\r\n{not json!!}");
     let err = c.wait_for(|m| m["error"]["code"] == -32700, Duration::from_secs(10)).expect("a parse error response");
     assert_eq!(err["id"], Value::Null);
@@ -136,7 +136,7 @@ fn malformed_json_rpc_gets_a_parse_error_and_the_server_goes_on() {
 
 #[test]
 fn a_missing_model_is_explained_once_and_completions_are_empty() {
-    let mut c = LspClient::start(&["--model", "/nonexistent/model.gguf"], &[]);
+    let mut c = ProcClient::serve_env(&["--model", "/nonexistent/model.gguf"], &[]);
     c.initialize(json!({}), Value::Null);
     let msg = c.notification("window/showMessage", Duration::from_secs(30)).expect("an explanation");
     let text = msg["params"]["message"].as_str().unwrap();
@@ -157,7 +157,7 @@ fn a_truncated_gguf_is_a_clear_error_not_a_crash() {
     let bytes = std::fs::read(&tiny).unwrap();
     let cut = dir.path().join("cut.gguf");
     std::fs::File::create(&cut).unwrap().write_all(&bytes[..bytes.len() / 2]).unwrap();
-    let mut c = LspClient::start(&["--model", cut.to_str().unwrap()], &[]);
+    let mut c = ProcClient::serve_env(&["--model", cut.to_str().unwrap()], &[]);
     c.initialize(json!({}), Value::Null);
     let msg = c.notification("window/showMessage", Duration::from_secs(30)).expect("an explanation");
     let text = msg["params"]["message"].as_str().unwrap().to_lowercase();
@@ -170,7 +170,7 @@ fn a_truncated_gguf_is_a_clear_error_not_a_crash() {
 
 #[test]
 fn closing_stdin_ends_the_server_within_a_second() {
-    let mut c = LspClient::start(&["--model", "/nonexistent/model.gguf"], &[]);
+    let mut c = ProcClient::serve_env(&["--model", "/nonexistent/model.gguf"], &[]);
     c.initialize(json!({}), Value::Null);
     let took = c.close_and_wait(Duration::from_secs(5)).expect("the server exits when its input closes");
     assert!(took < Duration::from_secs(1), "took {took:?}");

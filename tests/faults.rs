@@ -9,11 +9,9 @@ use serde_json::{json, Value};
 
 use inkling::engine::EngineState;
 
-use crate::support::custom_server::{counting_loader, CustomServer};
-use crate::support::fake::echo_line_head;
+use crate::support::fake::{counting_loader, echo_line_head};
 use crate::support::inprocess::TestServer;
-use crate::support::lsp_client::test_model;
-use crate::support::proc_client::ProcClient;
+use crate::support::proc_client::{test_model, ProcClient};
 
 const URI: &str = "file:///work/faults.py";
 
@@ -57,7 +55,7 @@ async fn wait_message(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, meth
     }
 }
 
-async fn still_completes(s: &mut CustomServer) {
+async fn still_completes(s: &mut TestServer) {
     let r = s.request("textDocument/inlineCompletion", inline(URI, 0, 4)).await.expect("ok");
     assert_eq!(r["items"][0]["insertText"], "'x ='", "{r}");
 }
@@ -65,7 +63,7 @@ async fn still_completes(s: &mut CustomServer) {
 #[tokio::test]
 async fn a_model_panic_gives_an_empty_answer_and_the_model_is_reloaded() {
     let (loader, loads) = counting_loader(script, Duration::ZERO);
-    let mut s = CustomServer::ready(loader, "fake.gguf", json!({"completeInComments": true})).await;
+    let mut s = TestServer::ready_loader(loader, "fake.gguf", json!({"completeInComments": true})).await;
     s.open(URI, "python", DOC).await;
     assert_eq!(loads.load(Ordering::SeqCst), 1);
     // Line 1: FakeBackend panics at once ("PANIC"); line 2: a panic after a few tokens.
@@ -92,7 +90,7 @@ async fn a_model_panic_gives_an_empty_answer_and_the_model_is_reloaded() {
 #[tokio::test]
 async fn a_model_failure_gives_an_empty_answer_and_the_server_keeps_serving() {
     let (loader, loads) = counting_loader(script, Duration::ZERO);
-    let mut s = CustomServer::ready(loader, "fake.gguf", json!({"completeInComments": true})).await;
+    let mut s = TestServer::ready_loader(loader, "fake.gguf", json!({"completeInComments": true})).await;
     s.open(URI, "python", DOC).await;
     for line in [3u32, 4] {
         let end = DOC.lines().nth(line as usize).unwrap().len() as u32;
@@ -108,7 +106,7 @@ async fn a_model_failure_gives_an_empty_answer_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn a_panic_whose_reload_also_crashes_leaves_a_failed_state_and_a_new_model_path_recovers() {
     let (loader, loads) = counting_loader(script, Duration::ZERO);
-    let mut s = CustomServer::ready(loader, "explode.gguf", json!({"completeInComments": true})).await;
+    let mut s = TestServer::ready_loader(loader, "explode.gguf", json!({"completeInComments": true})).await;
     s.open(URI, "python", DOC).await;
     let r = s.request("textDocument/inlineCompletion", inline(URI, 1, 11)).await.expect("an answer");
     assert_eq!(r["items"], json!([]));

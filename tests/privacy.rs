@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::lsp_client::test_model;
-use crate::support::proc_client::{inkling_bin, ProcClient};
+use crate::support::proc_client::{inkling_bin, test_model, ProcClient};
 
 /// Crates that can talk to the network (HTTP/TLS/WebSocket clients and their transports).
 const NETWORK_CRATES: &[&str] = &[

@@ -271,7 +271,6 @@ async fn typing_through_a_suggestion_answers_without_the_model() {
 
 #[tokio::test]
 async fn a_request_the_user_asked_for_waits_for_a_model_still_loading() {
-    use crate::support::custom_server::CustomServer;
     use crate::support::fake::FakeBackend;
     use inkling::engine::{Backend, EngineState, Loader};
     // A model that takes 400 ms to load.
@@ -279,7 +278,7 @@ async fn a_request_the_user_asked_for_waits_for_a_model_still_loading() {
         std::thread::sleep(Duration::from_millis(400));
         Ok(Box::new(FakeBackend { script: echo_line_head, per_token: Duration::ZERO }) as Box<dyn Backend>)
     });
-    let mut s = CustomServer::start(slow, "slow.gguf").await;
+    let mut s = TestServer::start_loader(slow, "slow.gguf").await;
     assert!(s.request("initialize", json!({"capabilities": {}})).await.is_ok());
     s.notify("initialized", json!({})).await;
     s.open(URI, "python", "x = \n").await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::lsp_client::{test_model, LspClient};
+use crate::support::proc_client::{test_model, ProcClient};
 
 const LOAD: Duration = Duration::from_secs(120);
 const ANSWER: Duration = Duration::from_secs(120);
@@ -18,9 +18,9 @@ fn client_caps(snippets: bool) -> Value {
     })
 }
 
-fn start() -> LspClient {
+fn start() -> ProcClient {
     let model = test_model();
-    let mut c = LspClient::start(&["--model", &model], &[]);
+    let mut c = ProcClient::serve_env(&["--model", &model], &[]);
     // A generous time budget: a loaded CI machine must not cut the answer short.
     c.initialize(client_caps(true), json!({"maxNewTokens": 48, "timeBudgetMs": 120000}));
     c.wait_model_ready(LOAD);

@@ -18,8 +18,7 @@ use serde_json::{json, Value};
 use crate::support::doc_model::{self, Change, Enc, Rng};
 use crate::support::fake::echo_line_head;
 use crate::support::inprocess::TestServer;
-use crate::support::lsp_client::test_model;
-use crate::support::proc_client::ProcClient;
+use crate::support::proc_client::{test_model, ProcClient};
 
 const DOCS: [(&str, &str, &str); 4] = [
     ("file:///stress/a.py", "python", "def add(a, b):\r\n    return a + b\r\n\r\nx = \"😀漢字\"\n"),

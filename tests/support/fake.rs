@@ -2,6 +2,8 @@
 //! token, honouring cancellation, stop rules and deadlines like the real one.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inkling::engine::{Backend, CancelToken, GenerateRequest, Generated, Loader, StopReason};
@@ -80,4 +82,57 @@ pub fn loader(script: Script, per_token: Duration) -> Loader {
         }
         Ok(Box::new(FakeBackend { script, per_token }) as Box<dyn Backend>)
     })
+}
+
+/// A backend that behaves like [`FakeBackend`] unless the line head asks otherwise:
+/// `panic-late` emits a few tokens then panics mid-job; `fail-late` errors mid-job.
+pub struct Scripted {
+    pub inner: FakeBackend,
+}
+
+impl Backend for Scripted {
+    fn describe(&self) -> String {
+        "scripted fake model".into()
+    }
+
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    fn generate(&mut self, req: &GenerateRequest, cancel: &CancelToken) -> anyhow::Result<Generated> {
+        let head = req.text.line_head.clone();
+        if head.contains("panic-late") || head.contains("fail-late") {
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(10));
+                if cancel.is_cancelled() {
+                    break;
+                }
+            }
+            if head.contains("panic-late") {
+                let v: Vec<u8> = Vec::new();
+                let _ = v[head.len()]; // an index out of bounds, as a real bug would
+            }
+            anyhow::bail!("tensor shape mismatch (scripted)");
+        }
+        self.inner.generate(req, cancel)
+    }
+}
+
+/// A loader that counts its calls; loads fail for paths containing `missing`, and every load
+/// after the first panics for paths containing `explode`.
+pub fn counting_loader(script: Script, per_token: Duration) -> (Loader, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let loader: Loader = Box::new(move |path: &Path| {
+        let before = seen.fetch_add(1, Ordering::SeqCst);
+        let p = path.to_string_lossy();
+        if p.contains("missing") {
+            anyhow::bail!("model file {} does not exist", path.display());
+        }
+        if p.contains("explode") && before >= 1 {
+            panic!("loader exploded on {}", path.display());
+        }
+        Ok(Box::new(Scripted { inner: FakeBackend { script, per_token } }) as Box<dyn Backend>)
+    });
+    (loader, count)
 }

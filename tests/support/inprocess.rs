@@ -1,5 +1,6 @@
-//! An in-process server (no subprocess) with a fake engine, driven through the tower `Service`
-//! interface exactly as the stdio transport drives it.
+//! The in-process test server (no subprocess), driven through the tower `Service` interface
+//! exactly as the stdio transport drives it. It runs the fake engine from [`super::fake`] or any
+//! model loader (to count loads, panic part-way through a job, fail a reload, ...).
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tower::{Service, ServiceExt};
 use tower_lsp_server::jsonrpc::{Request, Response};
 use tower_lsp_server::LspService;
 
+use inkling::engine::{EngineState, Loader};
 use inkling::server::{build_service, Server, ServerOptions};
 
 use super::fake::{loader, Script};
@@ -22,13 +24,22 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server on the fake engine answering with `script`, `per_token` per character.
     pub async fn start(script: Script, per_token: Duration) -> TestServer {
         Self::start_with(script, per_token, false).await
     }
 
-    /// Starts a server; `type_through` turns on answering from the visible suggestion.
+    /// Like [`TestServer::start`]; `type_through` turns on answering from the visible suggestion.
     pub async fn start_with(script: Script, per_token: Duration, type_through: bool) -> TestServer {
-        let options = ServerOptions { model: Some("fake-model".into()), loader: loader(script, per_token), type_through };
+        Self::start_options(ServerOptions { model: Some("fake-model".into()), loader: loader(script, per_token), type_through })
+    }
+
+    /// A server whose model at `model` is loaded by `loader`.
+    pub async fn start_loader(loader: Loader, model: &str) -> TestServer {
+        Self::start_options(ServerOptions { model: Some(model.into()), loader, ..ServerOptions::default() })
+    }
+
+    fn start_options(options: ServerOptions) -> TestServer {
         let (service, socket) = build_service(options);
         let (tx, from_server) = mpsc::unbounded_channel();
         let (mut requests, mut responses) = socket.split();
@@ -44,20 +55,44 @@ impl TestServer {
         TestServer { service, from_server, next_id: 0 }
     }
 
-    /// Starts, initializes with `options`, and waits until the fake model is loaded.
+    /// Starts on the fake engine, initializes with `encoding` and `options`, and waits until
+    /// the model is ready.
     pub async fn ready(script: Script, per_token: Duration, encoding: &str, options: Value) -> TestServer {
         let mut s = TestServer::start(script, per_token).await;
-        let caps = json!({"general": {"positionEncodings": [encoding]}});
-        let resp = s.request("initialize", json!({"capabilities": caps, "initializationOptions": options})).await;
+        s.initialize(json!({"general": {"positionEncodings": [encoding]}}), options).await;
+        s
+    }
+
+    /// Starts with `loader`, initializes (utf-16) with `options`, and waits until the model is
+    /// ready.
+    pub async fn ready_loader(loader: Loader, model: &str, options: Value) -> TestServer {
+        let mut s = TestServer::start_loader(loader, model).await;
+        s.initialize(json!({}), options).await;
+        s
+    }
+
+    async fn initialize(&mut self, capabilities: Value, options: Value) {
+        let resp = self.request("initialize", json!({"capabilities": capabilities, "initializationOptions": options})).await;
         assert!(resp.is_ok(), "{resp:?}");
-        s.notify("initialized", json!({})).await;
-        for _ in 0..200 {
-            if matches!(s.service.inner().engine_state(), inkling::engine::EngineState::Ready { .. }) {
-                return s;
+        self.notify("initialized", json!({})).await;
+        self.wait_state(|st| matches!(st, EngineState::Ready { .. }), Duration::from_secs(10)).await;
+    }
+
+    pub fn state(&self) -> EngineState {
+        self.service.inner().engine_state()
+    }
+
+    /// Waits until the engine state satisfies `pred`; panics after `timeout`.
+    pub async fn wait_state(&self, pred: impl Fn(&EngineState) -> bool, timeout: Duration) -> EngineState {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let st = self.state();
+            if pred(&st) {
+                return st;
             }
+            assert!(tokio::time::Instant::now() < deadline, "engine state still {st:?} after {timeout:?}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        panic!("fake model never became ready: {:?}", s.service.inner().engine_state());
     }
 
     pub fn request_message(&mut self, method: &str, params: Value) -> (i64, Request) {

@@ -1,16 +1,16 @@
-//! A stdio LSP client for any command that ends up running the server (the binary itself, or
-//! the binary under `strace`/`unshare`), which keeps EVERY message it receives so a test can
-//! count answers per request id, and exposes the child's pid (for `/proc/<pid>/status`).
+//! The stdio LSP client for the real binary: it runs any command that ends up running the
+//! server (`inkling serve`, or the binary under `strace`/`unshare`), answers the server's own
+//! requests (`window/workDoneProgress/create`) at once, and keeps EVERY message it receives, so
+//! a test can wait for one, count answers per request id, and read the child's `/proc` status.
 
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-use super::lsp_client::{frame, read_frame};
 
 pub struct ProcClient {
     pub child: Child,
@@ -19,12 +19,56 @@ pub struct ProcClient {
     next_id: i64,
     /// Every message received, in order (server requests included).
     pub received: Vec<Value>,
-    /// Index in `received` of the first message not yet looked at by `wait_for`.
-    cursor: usize,
+    /// `taken[i]`: `received[i]` was already returned by `wait_for`.
+    taken: Vec<bool>,
 }
 
-pub fn inkling_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_inkling")
+/// The server binary: `$INKLING_BIN` (a binary built elsewhere), else the one cargo built.
+pub fn inkling_bin() -> String {
+    std::env::var("INKLING_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_inkling").to_string())
+}
+
+/// The real model tests use: `$INKLING_TEST_MODEL`, else the small model in the cache.
+pub fn test_model() -> String {
+    if let Ok(p) = std::env::var("INKLING_TEST_MODEL") {
+        return p;
+    }
+    let path = inkling::models::cached_model(inkling::models::SMALL_MODEL).expect("a cache folder ($HOME)");
+    assert!(
+        Path::new(&path).exists(),
+        "the real-model tests need {}: run `python3 finetune/fetch_model.py --small` (or set INKLING_TEST_MODEL)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// One `Content-Length` frame holding `msg`.
+pub fn frame(msg: &Value) -> Vec<u8> {
+    let body = msg.to_string();
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// Reads one `Content-Length` frame; `None` at end of input or on a malformed frame.
+pub fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            length = v.parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0u8; length?];
+    reader.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
 }
 
 impl ProcClient {
@@ -40,6 +84,7 @@ impl ProcClient {
             let mut reader = BufReader::new(stdout);
             while let Some(msg) = read_frame(&mut reader) {
                 if msg.get("method").is_some() && msg.get("id").is_some() {
+                    // A request from the server: accept it.
                     let reply = json!({"jsonrpc": "2.0", "id": msg["id"], "result": null});
                     if let Ok(mut guard) = reply_to.lock() {
                         if let Some(w) = guard.as_mut() {
@@ -53,13 +98,21 @@ impl ProcClient {
                 }
             }
         });
-        ProcClient { child, stdin, incoming, next_id: 0, received: Vec::new(), cursor: 0 }
+        ProcClient { child, stdin, incoming, next_id: 0, received: Vec::new(), taken: Vec::new() }
     }
 
     /// `inkling serve ARGS`.
     pub fn serve(args: &[&str]) -> ProcClient {
+        Self::serve_env(args, &[])
+    }
+
+    /// `inkling serve ARGS` with extra environment variables.
+    pub fn serve_env(args: &[&str], env: &[(&str, &str)]) -> ProcClient {
         let mut cmd = Command::new(inkling_bin());
         cmd.arg("serve").args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         ProcClient::spawn(cmd)
     }
 
@@ -68,9 +121,14 @@ impl ProcClient {
     }
 
     pub fn send(&mut self, msg: &Value) {
+        self.send_raw(&frame(msg));
+    }
+
+    /// Writes bytes as they are (a malformed frame, a frame in pieces).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
         let mut guard = self.stdin.lock().expect("stdin lock");
         let w = guard.as_mut().expect("stdin already closed");
-        w.write_all(&frame(msg)).expect("write to server");
+        w.write_all(bytes).expect("write to server");
         w.flush().expect("flush");
     }
 
@@ -78,6 +136,7 @@ impl ProcClient {
         self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
     }
 
+    /// Sends a request and returns its id without waiting.
     pub fn request_async(&mut self, method: &str, params: Value) -> i64 {
         self.next_id += 1;
         let id = self.next_id;
@@ -93,6 +152,7 @@ impl ProcClient {
         while let Ok(m) = self.incoming.try_recv() {
             self.received.push(m);
         }
+        self.taken.resize(self.received.len(), false);
     }
 
     /// The responses (not server requests) to `id` received so far.
@@ -108,7 +168,7 @@ impl ProcClient {
                 return (*r).clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no response to request {id} within {timeout:?}");
+            assert!(!left.is_zero(), "no response to request {id} within {timeout:?}; got {:#?}", self.received);
             self.pump(left.min(Duration::from_millis(50)));
         }
     }
@@ -118,14 +178,14 @@ impl ProcClient {
         self.response(id, timeout)
     }
 
-    /// Waits for a message matching `pred` that arrived after the last one this returned.
+    /// Waits for the first message matching `pred` that no earlier `wait_for` returned.
     pub fn wait_for(&mut self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(i) = self.received[self.cursor..].iter().position(&pred) {
-                let found = self.received[self.cursor + i].clone();
-                self.cursor += i + 1;
-                return Some(found);
+            let found = (0..self.received.len()).find(|&i| !self.taken[i] && pred(&self.received[i]));
+            if let Some(i) = found {
+                self.taken[i] = true;
+                return Some(self.received[i].clone());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -133,6 +193,11 @@ impl ProcClient {
             }
             self.pump(left.min(Duration::from_millis(50)));
         }
+    }
+
+    /// Waits for a notification `method` that no earlier `wait_for` returned.
+    pub fn notification(&mut self, method: &str, timeout: Duration) -> Option<Value> {
+        self.wait_for(|m| m["method"] == method && m.get("id").is_none(), timeout)
     }
 
     /// `window/showMessage` texts received so far.
@@ -153,6 +218,7 @@ impl ProcClient {
             .collect()
     }
 
+    /// Sends `initialize` + `initialized` with the given capabilities and options.
     pub fn initialize(&mut self, capabilities: Value, options: Value) -> Value {
         let r = self.request(
             "initialize",
