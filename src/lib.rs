@@ -17,6 +17,7 @@ pub mod models;
 pub mod pipeline;
 pub mod postprocess;
 pub mod prompt;
+pub mod rng;
 pub mod server;
 pub mod session;
 pub mod syntax;

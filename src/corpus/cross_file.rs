@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use tree_sitter::Node;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use super::sample::{ParsedFile, Span};
 use super::walk::SourceFile;
 use crate::crossfile::defs;

@@ -7,7 +7,6 @@
 //!   [`cross_file`] finds the uses of names defined in other files.
 
 pub mod cross_file;
-pub mod rng;
 pub mod sample;
 pub mod split;
 pub mod walk;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tree_sitter::{Node, Tree};
 
 use super::cross_file::ForeignNames;
-use super::rng::Rng;
+use crate::rng::Rng;
 use super::walk::SourceFile;
 use crate::config::Settings;
 use crate::context::{self, Decision};

@@ -6,6 +6,7 @@ use super::fixture::fixture_copy;
 use super::sample::pick;
 use super::split::heldout_count;
 use super::*;
+use crate::rng;
 use crate::config::Settings;
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use super::rng::stable_hash;
+use crate::rng::stable_hash;
 use crate::syntax::Language;
 
 /// Larger files are dropped as data dumps.

@@ -29,7 +29,7 @@ use tokenizers::Tokenizer;
 
 use crate::config::Settings;
 use crate::context::Decision;
-use crate::corpus::rng::Rng;
+use crate::rng::Rng;
 use crate::corpus::{Corpus, ParsedFile, Sample, SourceFile, SpanKind};
 use crate::pipeline;
 use crate::prompt::{self, SpecialTokens};

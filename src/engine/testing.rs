@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::Context as _;
+
+use crate::rng::Rng;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
@@ -257,17 +259,17 @@ struct TinyTensor {
 
 /// Deterministic random weights, scaled so that activations stay around unit size.
 fn tiny_tensors(seed: u64, vocab: usize, tied: bool, layers: usize) -> anyhow::Result<Vec<TinyTensor>> {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let kv = KV_HEADS * (HIDDEN / HEADS);
     let mut out = Vec::new();
     let mut push = |gguf: String, hf: String, dims: &[usize], kind: Kind| -> anyhow::Result<()> {
         let count: usize = dims.iter().product();
         let data: Vec<f32> = (0..count)
             .map(|_| match kind {
-                Kind::Matrix => rng.uniform() * (3.0 / dims[1] as f32).sqrt(),
-                Kind::Embedding => rng.uniform(),
-                Kind::Norm => 1.0 + 0.1 * rng.uniform(),
-                Kind::Bias => 0.1 * rng.uniform(),
+                Kind::Matrix => rng.signed_unit_f32() * (3.0 / dims[1] as f32).sqrt(),
+                Kind::Embedding => rng.signed_unit_f32(),
+                Kind::Norm => 1.0 + 0.1 * rng.signed_unit_f32(),
+                Kind::Bias => 0.1 * rng.signed_unit_f32(),
             })
             .collect();
         let value = Tensor::from_vec(data, dims, &Device::Cpu).context("tiny tensor")?;
@@ -366,26 +368,4 @@ enum Kind {
     Embedding,
     Norm,
     Bias,
-}
-
-/// xorshift64* — small, deterministic, good enough for test weights.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // Avoid the all-zero state and decorrelate nearby seeds.
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `[-1, 1)`.
-    fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
 }

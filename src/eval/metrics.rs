@@ -4,7 +4,7 @@
 use ropey::Rope;
 use serde::Serialize;
 
-use crate::corpus::rng::Rng;
+use crate::rng::Rng;
 use crate::corpus::{Sample, SpanKind};
 use crate::syntax::{count_errors, Parser};
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::metrics::{bootstrap, paired, Interval, METRICS};
 use super::{by_config, EvalOptions, Prediction, Variant};
-use crate::corpus::rng::stable_hash;
+use crate::rng::stable_hash;
 use crate::corpus::{Corpus, FilterCounts, Sample};
 
 /// How much of the context around the cursor the JSON file keeps, in characters.

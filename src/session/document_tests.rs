@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::session::position::LineCol;
-use crate::session::test_support::{reference_line_col, XorShift};
+use crate::rng::Rng;
+use crate::session::test_support::reference_line_col;
 use PositionEncoding::{Utf16, Utf8};
 
 fn edit(start: (u32, u32), end: (u32, u32), text: &str) -> TextChange {
@@ -56,7 +57,7 @@ fn parse_fresh(language: Language, text: &str) -> Tree {
 
 /// A random char boundary of `text` that an LSP position can name (not inside a CRLF), near
 /// `from` when given.
-fn random_boundary(rng: &mut XorShift, text: &str, from: Option<usize>) -> usize {
+fn random_boundary(rng: &mut Rng, text: &str, from: Option<usize>) -> usize {
     let mut byte = match from {
         None => rng.below(text.len() + 1),
         Some(from) => (from + rng.below(12)).min(text.len()),
@@ -81,14 +82,14 @@ fn check_random_edits(
     let limits = DocumentLimits::default();
     let mut document = Document::open("sample", language, sample, 0, &limits).expect("opens");
     let mut reference = sample.to_owned();
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(u64::from(seed));
     for version in 1..=rounds {
         let enc = if rng.below(2) == 0 { Utf8 } else { Utf16 };
         let mut changes = Vec::new();
         for _ in 0..1 + rng.below(3) {
             let mut text = String::new();
             for _ in 0..rng.below(4) {
-                text += *rng.pick(fragments);
+                text += *rng.pick(fragments).expect("fragments");
             }
             if rng.below(60) == 0 {
                 text = sample.to_owned();

@@ -3,7 +3,8 @@
 //! checked against a naive reference on multi-chunk ropes.
 
 use super::*;
-use crate::session::test_support::{reference_line_col_in, reference_line_starts, XorShift};
+use crate::rng::Rng;
+use crate::session::test_support::{reference_line_col_in, reference_line_starts};
 use PositionEncoding::{Utf16, Utf8};
 
 fn at(line: u32, character: u32) -> LineCol {
@@ -270,7 +271,7 @@ fn round_trips_on_a_multi_chunk_rope() {
         "  ",
     ];
     let mut text = String::new();
-    let mut rng = XorShift::new(0x9e37_79b9);
+    let mut rng = Rng::new(0x9e37_79b9);
     while text.len() < 12_000 {
         text.push_str(pieces[rng.below(pieces.len())]);
     }

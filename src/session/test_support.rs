@@ -1,5 +1,5 @@
 //! Test helpers shared by the session tests: naive reference implementations of the LSP line
-//! rules to check the real ones against, and a seeded xorshift generator.
+//! rules to check the real ones against.
 
 use super::position::{LineCol, PositionEncoding};
 
@@ -40,27 +40,3 @@ pub fn reference_line_col_in(
     LineCol::new(line as u32, character as u32)
 }
 
-/// A deterministic xorshift32 generator.
-pub struct XorShift(u32);
-
-impl XorShift {
-    pub fn new(seed: u32) -> XorShift {
-        XorShift(seed.max(1))
-    }
-
-    pub fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 17;
-        self.0 ^= self.0 << 5;
-        self.0
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        self.next() as usize % n
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}

@@ -2,7 +2,7 @@
 //! scans), used to check the server's incremental edits: LSP lines end at `\n`, `\r\n` or a lone
 //! `\r`; a column past the end of its line clamps to the end of the line's content; a column
 //! inside a character (a UTF-8 sequence, a UTF-16 surrogate pair) rounds down to its start.
-//! Also a seeded xorshift generator and random edits that exercise emoji, CJK and CRLF.
+//! Also random edits (drawn from `inkling::rng::Rng`) that exercise emoji, CJK and CRLF.
 
 /// The units of an LSP `character`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,37 +127,7 @@ pub fn apply_all(text: &mut String, changes: &[Change], enc: Enc, max_bytes: usi
     Ok(())
 }
 
-/// A deterministic xorshift64* generator.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+pub use inkling::rng::Rng;
 
 /// Pieces random text is made of: code, emoji (surrogate pairs, ZWJ and modifier sequences),
 /// CJK, accents, tabs and every kind of line break.
@@ -170,7 +140,7 @@ pub const PIECES: &[&str] = &[
 /// Random text of up to `max_pieces` pieces.
 pub fn random_text(rng: &mut Rng, max_pieces: usize) -> String {
     let n = rng.below(max_pieces + 1);
-    (0..n).map(|_| *rng.pick(PIECES)).collect()
+    (0..n).map(|_| *rng.pick(PIECES).expect("pieces")).collect()
 }
 
 /// A random char boundary of `text`.

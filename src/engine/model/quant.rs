@@ -83,26 +83,20 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
-    /// Small deterministic generator for test data.
-    fn xorshift(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
+    use crate::rng::Rng;
 
     fn random_q5_0(rows: usize, cols: usize, seed: u64) -> QTensor {
-        let mut s = seed;
+        let mut rng = Rng::new(seed);
         let blocks = rows * cols / BLOCK;
         let mut buf = vec![0u8; blocks * Q5_0_BLOCK_BYTES + 1];
         let start = buf.as_ptr().align_offset(2);
         let bytes = &mut buf[start..start + blocks * Q5_0_BLOCK_BYTES];
         for block in bytes.chunks_exact_mut(Q5_0_BLOCK_BYTES) {
             for b in block.iter_mut() {
-                *b = xorshift(&mut s) as u8;
+                *b = rng.next_u64() as u8;
             }
             // A finite f16 scale: random sign and mantissa, exponent below the inf/NaN code.
-            let r = xorshift(&mut s);
+            let r = rng.next_u64();
             let exponent = (r % 31) as u16;
             let bits = ((r >> 8) as u16 & 0x8000) | (exponent << 10) | ((r >> 24) as u16 & 0x03ff);
             block[0..2].copy_from_slice(&bits.to_le_bytes());
@@ -124,7 +118,7 @@ mod tests {
     #[test]
     fn q5_0_to_q8_0_is_bit_exact() {
         for seed in 1..=8u64 {
-            let q5 = random_q5_0(16, 128, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let q5 = random_q5_0(16, 128, seed);
             let q8 = q5_0_to_q8_0(&q5).unwrap();
             assert_eq!(q8.dtype(), GgmlDType::Q8_0);
             assert_eq!(q8.shape(), q5.shape());

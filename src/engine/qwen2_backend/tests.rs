@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::Settings;
 use crate::context::{self, Decision};
+use crate::rng::Rng;
 use crate::engine::testing::{tiny_model_path, write_tiny_gguf, TinyOptions};
 use crate::prompt::{Budget, PromptText};
 use crate::session::{ByteOffset, Document, DocumentLimits};
@@ -34,19 +35,6 @@ fn request(slot: &str, text: &PromptText, max_new_tokens: usize) -> GenerateRequ
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 const WORDS: &[&str] = &["def ", "return ", "x", " = ", "(a, b)", "\n", "    ", "self.", "total", " + ", "1", ":", "é", "😀"];
 
 /// A random document state: prefix lines, a line head being typed, a suffix.
@@ -69,7 +57,7 @@ fn random_text(rng: &mut Rng) -> PromptText {
 fn reused_cache_gives_exactly_the_cold_result_over_random_edit_sequences() {
     let mut warm = backend(true, false);
     let mut cold = backend(false, false);
-    let mut rng = Rng(0x5eed);
+    let mut rng = Rng::new(0x5eed);
     let cancel = CancelToken::new();
     let mut reused_total = 0;
     for _sequence in 0..6 {
@@ -100,7 +88,7 @@ fn speculative_decoding_gives_exactly_the_greedy_result() {
     let mut plain = backend(true, false);
     let cancel = CancelToken::new();
     let mut drafted = 0;
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for _ in 0..10 {
         let mut text = random_text(&mut rng);
         // Repetitive code makes drafts likely.
@@ -119,7 +107,7 @@ fn speculative_decoding_gives_exactly_the_greedy_result() {
 fn switching_files_restores_the_saved_cache() {
     let mut b = backend(true, false);
     let cancel = CancelToken::new();
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let a = random_text(&mut rng);
     let bb = random_text(&mut rng);
     let first = b.generate(&request("a.py", &a, 6), &cancel).unwrap();
@@ -138,7 +126,7 @@ fn switching_files_restores_the_saved_cache() {
 fn a_cancelled_job_leaves_the_cache_consistent() {
     let mut b = backend(true, true);
     let mut cold = backend(false, false);
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let text = random_text(&mut rng);
     let cancelled = CancelToken::new();
     cancelled.cancel();

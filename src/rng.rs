@@ -1,5 +1,6 @@
-//! A small deterministic random number generator (SplitMix64) and a stable string hash, so
-//! that samples, splits and bootstrap intervals are the same on every machine and Rust version.
+//! The project's one seeded random number generator (SplitMix64) and its one stable string hash:
+//! evaluation samples, splits and bootstrap intervals, the dataset, the tiny test models and
+//! every randomized test draw from it, so each is the same on every machine and Rust version.
 
 /// SplitMix64: fast, tiny, and good enough for sampling and resampling.
 #[derive(Clone, Debug)]
@@ -31,9 +32,19 @@ impl Rng {
         (self.next_u64() % n as u64) as usize
     }
 
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
     /// A uniform float in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A uniform float in `[-1, 1)` (test weights).
+    pub fn signed_unit_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
 
     /// A uniformly chosen element, or `None` for an empty slice.
