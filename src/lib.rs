@@ -13,6 +13,7 @@ pub mod corpus;
 pub mod dataset;
 pub mod engine;
 pub mod eval;
+pub mod files;
 pub mod models;
 pub mod pipeline;
 pub mod postprocess;

@@ -34,7 +34,7 @@ pub use defs::{DefKind, Definition};
 pub use lexical::{identifiers_near, imports_of};
 pub use rank::{chunk_cost, ChunkSource, ScoredChunk};
 pub use recent::{RecentLimits, Text};
-pub use walk::{IndexReport, SKIPPED_DIRS};
+pub use walk::IndexReport;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,7 +69,7 @@ impl Default for CrossFileLimits {
             max_index_files: 20_000,
             max_index_bytes: 64 * 1024 * 1024,
             max_window_bytes: 48 * 1024 * 1024,
-            max_file_bytes: 1024 * 1024,
+            max_file_bytes: crate::files::MAX_FILE_BYTES,
             recent: RecentLimits::default(),
         }
     }
@@ -246,7 +246,7 @@ impl CrossFile {
             return;
         }
         let source = text.to_text();
-        if walk::looks_minified(&source) {
+        if crate::files::minified(&source) {
             self.inner.index.remove(path);
             return;
         }

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 use anyhow::Context as _;
 
+use super::vocab::byte_to_char;
 use crate::rng::Rng;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -228,24 +229,10 @@ pub fn write_tiny_hf(dir: &Path, seed: u64, tied: bool) -> anyhow::Result<PathBu
 /// The tiny vocabulary: 256 byte tokens (GPT-2 byte-to-unicode mapping, id = byte value), the
 /// merge results, then [`TINY_SPECIAL_TOKENS`].
 pub fn tiny_tokens() -> Vec<String> {
-    let mut tokens: Vec<String> = (0..=255u8)
-        .map(|b| byte_to_unicode(b).to_string())
-        .collect();
+    let mut tokens: Vec<String> = byte_to_char().iter().map(char::to_string).collect();
     tokens.extend(TINY_MERGES.iter().map(|(a, b)| format!("{a}{b}")));
     tokens.extend(TINY_SPECIAL_TOKENS.iter().map(|s| s.to_string()));
     tokens
-}
-
-/// GPT-2's reversible byte → printable character mapping: printable Latin-1 bytes map to
-/// themselves, the others to U+0100 onwards in byte order.
-fn byte_to_unicode(b: u8) -> char {
-    let printable = |x: u8| matches!(x, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    if printable(b) {
-        char::from(b)
-    } else {
-        let rank = (0..b).filter(|&x| !printable(x)).count() as u32;
-        char::from_u32(256 + rank).unwrap_or('?')
-    }
 }
 
 /// One weight of the tiny model under both naming schemes.

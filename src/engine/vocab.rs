@@ -8,8 +8,9 @@ use std::collections::HashMap;
 
 use tokenizers::Tokenizer;
 
-/// The GPT-2 byte → printable character table.
-fn byte_to_char() -> [char; 256] {
+/// The GPT-2 byte → printable character table: printable Latin-1 bytes stand for themselves,
+/// the others for U+0100 onwards in byte order.
+pub(crate) fn byte_to_char() -> [char; 256] {
     let mut table = ['\0'; 256];
     let mut extra = 0u32;
     for b in 0..=255u8 {
