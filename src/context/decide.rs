@@ -50,8 +50,7 @@ pub(super) fn decide(snapshot: &Snapshot, offset: usize, line: &CursorLine, sett
         Multiline::Always => Mode::MultiLine,
         Multiline::Auto if line.head.trim().is_empty() => Mode::MultiLine,
         Multiline::Auto => {
-            let head = line.head.trim_end();
-            if line.tail.trim().is_empty() && (head.ends_with('{') || head.ends_with(':') || head.ends_with("=>")) {
+            if line.tail.trim().is_empty() && crate::syntax::opens_block(&line.head) {
                 Mode::MultiLine
             } else {
                 Mode::SingleLine

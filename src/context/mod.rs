@@ -15,10 +15,6 @@ use crate::prompt::PromptText;
 use crate::session::{line_end_of, line_start_of, ByteOffset, Snapshot};
 use crate::syntax::Language;
 
-/// Bytes of text per token assumed when cutting windows before tokenizing (generous: the prompt
-/// module trims to the exact token budget afterwards).
-const BYTES_PER_TOKEN: usize = 8;
-
 /// How the file indents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IndentStyle {
@@ -102,8 +98,8 @@ pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> D
         Err(reason) => return Decision::Skip(reason),
     };
 
-    let prefix_window = settings.max_prefix_tokens * BYTES_PER_TOKEN;
-    let suffix_window = settings.max_suffix_tokens * BYTES_PER_TOKEN;
+    let prefix_window = crate::prompt::max_bytes(settings.max_prefix_tokens);
+    let suffix_window = crate::prompt::max_bytes(settings.max_suffix_tokens);
     // Prefix: whole lines before the cursor line, starting at a line boundary.
     let first = line_start_at_or_after(text, line.start.saturating_sub(prefix_window));
     let prefix = slice(text, first, line.start);

@@ -108,7 +108,8 @@ pub struct Query {
     pub identifiers: Vec<String>,
     /// Modules the current file imports ([`imports_of`]).
     pub imports: Vec<String>,
-    /// Bytes of chunks to return at most (tokens × ~3.5), measured by [`chunk_cost`].
+    /// Bytes of chunks to return at most (`prompt::typical_bytes` of the token budget), measured
+    /// by [`chunk_cost`].
     pub budget_bytes: usize,
 }
 

@@ -75,7 +75,7 @@ pub fn add_cross_file(ctx: &mut CompletionContext, snapshot: &Snapshot, cross: &
         return;
     }
     let before = format!("{}{}", ctx.text.prefix, ctx.text.line_head);
-    let budget_bytes = settings.max_context_tokens * 7 / 2;
+    let budget_bytes = crate::prompt::typical_bytes(settings.max_context_tokens);
     // Built only when the cursor reached a new line: on the same line the chunks are pinned.
     let query = || {
         let mut query = Query::new(&ctx.path, ctx.language, &before, &ctx.text.suffix, budget_bytes);

@@ -20,11 +20,6 @@ fn indent_width(line: &str) -> usize {
         .sum()
 }
 
-fn opens_block(head: &str) -> bool {
-    let h = head.trim_end();
-    h.ends_with('{') || h.ends_with(':') || h.ends_with('(') || h.ends_with('[')
-}
-
 fn is_closer_line(line: &str) -> bool {
     matches!(line.trim_start().chars().next(), Some('}' | ')' | ']'))
 }
@@ -55,7 +50,7 @@ fn keep_lines<'a>(raw: &'a str, ctx: &CompletionContext, complete_lines_only: bo
     } else {
         indent_width(&ctx.indent)
     };
-    let opener = opens_block(&ctx.text.line_head);
+    let opener = crate::syntax::opens_block(&ctx.text.line_head);
     let next_existing = next_suffix_line(ctx);
     let mut kept = Vec::new();
     let mut blank_run = 0;

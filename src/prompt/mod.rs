@@ -28,6 +28,19 @@ pub use special::SpecialTokens;
 use anyhow::{Context as _, Result};
 use tokenizers::Tokenizer;
 
+/// Bytes of code that `tokens` tokens typically hold (Qwen's tokenizer averages about 3.5 bytes
+/// per token on source code): how much text to gather for a token budget that the prompt then
+/// trims exactly. The one estimate of text per token, with [`max_bytes`].
+pub fn typical_bytes(tokens: usize) -> usize {
+    tokens * 7 / 2
+}
+
+/// Bytes that `tokens` tokens hold at most in practice (8 per token: long identifiers, rare
+/// characters): a window cut to this before tokenizing still holds its whole token budget.
+pub fn max_bytes(tokens: usize) -> usize {
+    tokens * 8
+}
+
 /// A chunk of another file shown before the FIM prompt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContextChunk {
