@@ -11,7 +11,7 @@ use inkling::engine::EngineState;
 
 use crate::support::fake::{counting_loader, echo_line_head};
 use crate::support::inprocess::TestServer;
-use crate::support::proc_client::{test_model, ProcClient};
+use crate::support::proc_client::{inkling_bin, test_model, ProcClient};
 
 const URI: &str = "file:///work/faults.py";
 
@@ -299,5 +299,46 @@ fn a_prompt_larger_than_the_model_cache_is_a_clear_error_and_an_empty_answer() {
     c.pump(Duration::from_millis(200));
     let new_logs: Vec<_> = c.log_messages().into_iter().skip(n_logs).filter(|m| m.contains("cache")).collect();
     assert!(new_logs.is_empty(), "{new_logs:?}");
+    c.shutdown();
+}
+
+/// The model's thread pools are sized once, before the server's runtime starts: `threads` in
+/// `initialize` is read then (the process reads that first message before anything else), and
+/// `--threads` on the command line wins over it.
+#[test]
+fn the_threads_setting_in_initialize_sizes_the_model_and_the_flag_wins() {
+    let tiny = inkling::engine::testing::tiny_model_path();
+    let tiny = tiny.to_str().unwrap();
+    let ready_message = |c: &mut ProcClient| -> String {
+        c.wait_for(|m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("ready with")), Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("no ready message: {:?}", c.log_messages()))["params"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    // Without the variables the test runner may have set, so only the setting decides.
+    let clean = |mut cmd: std::process::Command| {
+        cmd.env_remove("RAYON_NUM_THREADS").env_remove("CANDLE_NUM_THREADS");
+        ProcClient::spawn(cmd)
+    };
+    let serve = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(inkling_bin());
+        cmd.args(extra).args(["serve", "--model", tiny]);
+        cmd
+    };
+    let mut c = clean(serve(&[]));
+    c.initialize(caps(), json!({"threads": 3}));
+    let ready = ready_message(&mut c);
+    assert!(ready.contains("CPU, 3 threads"), "{ready}");
+    // A later change is accepted, and applies at the next start.
+    c.notify("workspace/didChangeConfiguration", json!({"settings": {"threads": 1}}));
+    let r = c.request("shutdown", Value::Null, Duration::from_secs(20));
+    assert!(r.get("error").is_none(), "{r}");
+    assert!(c.shown_messages().is_empty(), "{:?}", c.shown_messages());
+
+    let mut c = clean(serve(&["--threads", "5"]));
+    c.initialize(caps(), json!({"threads": 3}));
+    let ready = ready_message(&mut c);
+    assert!(ready.contains("CPU, 5 threads"), "{ready}");
     c.shutdown();
 }

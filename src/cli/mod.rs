@@ -1,4 +1,6 @@
-//! Command-line interface: `serve` (the default), `complete`, `options`.
+//! Command-line interface: `serve` (the default), `complete`, `eval`, `dataset` and `options`,
+//! with the global `--threads` and `--log-file`; `serve` reads the client's first message before
+//! the async runtime starts, so the thread count is set once (see `server::threads_requested`).
 //!
 //! Standard output belongs to the LSP transport in `serve`, and to each tool's documented output
 //! otherwise; logs always go to standard error (or `--log-file`).
@@ -14,7 +16,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::OPTION_DOCS;
 use crate::engine::{loader_with, EngineOptions};
-use crate::server::{run_stdio, ServerOptions};
+use crate::server::{read_first_message, run_stdio, threads_requested, ServerOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "inkling", version, about = "A private code-completion language server that runs a code model locally")]
@@ -72,8 +74,18 @@ fn init_logging(log_file: Option<&PathBuf>) -> anyhow::Result<()> {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    if let Some(n) = cli.threads {
-        // candle sizes its thread pools from these when it first uses them.
+    let default = Command::Serve { model: None, no_reuse: false, no_speculation: false, no_type_through: false };
+    let command = cli.command.unwrap_or(default);
+    // The server's `threads` setting arrives in `initialize`: read that first message now, so
+    // the thread count is set once, here, before any other thread exists.
+    let (read_already, first) = match command {
+        Command::Serve { .. } => read_first_message(),
+        _ => (Vec::new(), None),
+    };
+    let from_client = first.as_ref().and_then(threads_requested).filter(|_| std::env::var_os("CANDLE_NUM_THREADS").is_none());
+    if let Some(n) = cli.threads.or(from_client) {
+        // candle sizes its thread pools from these when it first uses them. Set before any
+        // thread starts: nothing else can be reading the environment.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
     }
@@ -81,8 +93,7 @@ pub fn run(cli: Cli) -> ExitCode {
         eprintln!("inkling: cannot open the log file: {e:#}");
         return ExitCode::FAILURE;
     }
-    let default = Command::Serve { model: None, no_reuse: false, no_speculation: false, no_type_through: false };
-    match cli.command.unwrap_or(default) {
+    match command {
         Command::Serve { model, no_reuse, no_speculation, no_type_through } => {
             let engine = EngineOptions { reuse: !no_reuse, speculate: !no_speculation, ..EngineOptions::default() };
             let options = ServerOptions { model, loader: loader_with(engine), type_through: !no_type_through };
@@ -93,7 +104,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(run_stdio(options));
+            runtime.block_on(run_stdio(options, read_already));
             // The engine thread may be mid-token; do not wait for it.
             runtime.shutdown_background();
             ExitCode::SUCCESS

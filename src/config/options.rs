@@ -63,7 +63,7 @@ pub const OPTION_DOCS: &[OptionDoc] = &[
     OptionDoc { name: "latencyTargetMs", json_type: "integer", default: "1000", description: "When reading the whole prompt would take longer than this (the model's own measured speed), a smaller prompt is read first and the context grows with the next requests. 0: always the full prompt." },
     OptionDoc { name: "multiline", json_type: "string", default: "\"auto\"", description: "When a completion may span several lines: auto, never or always." },
     OptionDoc { name: "completeInComments", json_type: "boolean", default: "false", description: "Also complete inside comments and strings." },
-    OptionDoc { name: "threads", json_type: "integer", default: "null", description: "CPU threads for the model. Empty or 0: all cores." },
+    OptionDoc { name: "threads", json_type: "integer", default: "null", description: "CPU threads for the model. Empty or 0: all cores. Read when the server starts (from initializationOptions, or --threads, which wins); a later change applies at the next start." },
     OptionDoc { name: "maxDocumentBytes", json_type: "integer", default: "4194304", description: "Documents larger than this are not completed." },
     OptionDoc { name: "crossFileContext", json_type: "boolean", default: "true", description: "Show the model code from other files: recently edited chunks and definitions used near the cursor." },
     OptionDoc { name: "maxContextTokens", json_type: "integer", default: "1024", description: "Tokens of code from other files shown to the model." },

@@ -88,7 +88,11 @@ impl Qwen2Backend {
         let special = SpecialTokens::from_tokenizer(&tokenizer)?;
         let cfg = model.config();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let description = format!("{name} (Qwen2, {} layers, hidden {}, {:?})", cfg.num_layers, cfg.hidden_size, device.location());
+        let place = match device {
+            Device::Cpu => format!("CPU, {} threads", candle_core::utils::get_num_threads()),
+            other => format!("{:?}", other.location()),
+        };
+        let description = format!("{name} (Qwen2, {} layers, hidden {}, {place})", cfg.num_layers, cfg.hidden_size);
         let token_bytes = TokenBytes::from_tokenizer(&tokenizer);
         let mut backend = Qwen2Backend {
             model,

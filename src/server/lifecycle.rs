@@ -59,15 +59,6 @@ impl Server {
                 None => {}
             }
         });
-        // candle sizes its CPU thread pools on first use, which comes after this (the model loads
-        // once the client is initialized), so a `threads` setting sent here still applies.
-        // `--threads` on the command line wins. Later changes apply at the next start.
-        if let Some(n) = self.config().settings.threads {
-            if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-                std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-                std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
-            }
-        }
         let encoding_kind = match encoding {
             PositionEncoding::Utf8 => PositionEncodingKind::UTF8,
             PositionEncoding::Utf16 => PositionEncodingKind::UTF16,
@@ -120,6 +111,10 @@ impl Server {
                 // A new path, or the same path again after a failed load (the file was fixed).
                 let failed = matches!(self.engine_state(), crate::engine::EngineState::Failed { .. });
                 let model_changed = settings.model_path != before.model_path || failed;
+                if settings.threads != before.threads {
+                    // The thread pools were sized at start (`server::threads_requested`).
+                    tracing::info!(threads = ?settings.threads, "the threads setting takes effect when the server next starts");
+                }
                 self.update_config(|c| c.settings = settings);
                 self.documents.set_limits(self.document_limits());
                 if model_changed {

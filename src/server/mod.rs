@@ -140,10 +140,31 @@ pub fn build_service(options: ServerOptions) -> (LspService<Server>, tower_lsp_s
         .finish()
 }
 
-/// Serves LSP over stdin/stdout until the client says `exit` or closes stdin.
-pub async fn run_stdio(options: ServerOptions) {
+/// Reads the client's first message from stdin before the server starts (see
+/// [`threads_requested`]). Returns the bytes read, which [`run_stdio`] serves first.
+pub fn read_first_message() -> (Vec<u8>, Option<serde_json::Value>) {
+    transport::read_first_frame(&mut std::io::stdin().lock())
+}
+
+/// The CPU threads an `initialize` request asks for (`threads` in its initialization options,
+/// validated as the server validates it; 0 = all cores = `None`). The model's thread pools are
+/// sized once, from the environment, before any thread starts: the command line reads this
+/// before it builds the runtime, and later changes take effect at the next start.
+pub fn threads_requested(first: &serde_json::Value) -> Option<usize> {
+    if first.get("method").and_then(serde_json::Value::as_str) != Some("initialize") {
+        return None;
+    }
+    let options = first.get("params")?.get("initializationOptions")?;
+    let (options, _) = crate::config::Options::from_json_lenient(options).ok()?;
+    options.validate(&crate::config::Settings::default()).ok()?.threads
+}
+
+/// Serves LSP over stdin/stdout until the client says `exit` or closes stdin; `read_already`
+/// (from [`read_first_message`]) is served before the rest of stdin.
+pub async fn run_stdio(options: ServerOptions, read_already: Vec<u8>) {
     let (service, socket) = build_service(options);
-    transport::serve_guarded(tokio::io::stdin(), tokio::io::stdout(), |input, output| async move {
+    let input = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(read_already), tokio::io::stdin());
+    transport::serve_guarded(input, tokio::io::stdout(), |input, output| async move {
         // Completion requests cancel each other quickly; a high limit keeps document
         // notifications from ever queueing behind them.
         Transport::new(input, output, socket).concurrency_level(64).serve(service).await;

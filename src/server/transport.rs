@@ -90,6 +90,52 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> std:
     }
 }
 
+/// Reads the client's first frame from a blocking reader (stdin, at start, before any async
+/// runtime exists) and returns the bytes it consumed, to be served again in front of the rest of
+/// the input, with the message when it is a JSON object. It reads no further than that frame;
+/// whatever it cannot make sense of is left for [`serve_guarded`] to answer.
+pub fn read_first_frame(reader: &mut impl std::io::BufRead) -> (Vec<u8>, Option<serde_json::Value>) {
+    /// A header longer than this is not a header: give up and let the guard answer.
+    const MAX_HEADER_BYTES: usize = 8 * 1024;
+    let mut consumed = Vec::new();
+    let mut length = None;
+    loop {
+        let before = consumed.len();
+        match reader.read_until(b'\n', &mut consumed) {
+            Ok(0) | Err(_) => return (consumed, None),
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&consumed[before..]).trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            if length.is_some() {
+                break;
+            }
+            if before > 0 {
+                return (consumed, None);
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        if consumed.len() > MAX_HEADER_BYTES {
+            return (consumed, None);
+        }
+    }
+    let Some(length) = length.filter(|&n| n <= MAX_FRAME_BYTES) else { return (consumed, None) };
+    let start = consumed.len();
+    consumed.resize(start + length, 0);
+    if reader.read_exact(&mut consumed[start..]).is_err() {
+        // Keep only what really arrived: the guard reports the cut message.
+        consumed.truncate(start);
+        return (consumed, None);
+    }
+    let message = serde_json::from_slice::<serde_json::Value>(&consumed[start..]).ok().filter(serde_json::Value::is_object);
+    (consumed, message)
+}
+
 /// Copies client frames into `to_server`, answering malformed ones through `errors`.
 async fn pump_input<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(input: R, mut to_server: W, errors: mpsc::UnboundedSender<Vec<u8>>) {
     let mut reader = BufReader::new(input);
@@ -191,6 +237,26 @@ mod tests {
         // A server that never finishes, as the transport does while a request is in flight.
         serve_guarded(&b""[..], output, |_input, _output| std::future::pending::<()>()).await;
         assert!(started.elapsed() < INPUT_CLOSED_GRACE * 5, "took {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn the_first_frame_read_at_start_is_served_again_with_the_rest() {
+        let mut input = encode_frame(br#"{"id":1,"method":"initialize"}"#);
+        input.extend(encode_frame(br#"{"b":2}"#));
+        let mut reader = std::io::BufReader::new(&input[..]);
+        let (consumed, first) = read_first_frame(&mut reader);
+        assert_eq!(first, Some(serde_json::json!({"id": 1, "method": "initialize"})));
+        assert_eq!(consumed, encode_frame(br#"{"id":1,"method":"initialize"}"#), "reads no further than its frame");
+        let mut replayed = consumed;
+        std::io::Read::read_to_end(&mut reader, &mut replayed).unwrap();
+        assert_eq!(frames(&replayed).await.len(), 2);
+        assert_eq!(replayed, input);
+        // Whatever it cannot read is consumed as is, for the guard to answer.
+        for bad in [&b"Content-Length: 50\r\n\r\n{\"cut\":"[..], b"X: 1\r\n\r\n{}", b"", b"Content-Length: 2\r\n\r\n[]"] {
+            let (consumed, first) = read_first_frame(&mut std::io::BufReader::new(bad));
+            assert_eq!(first, None);
+            assert!(bad.starts_with(&consumed), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[tokio::test]
