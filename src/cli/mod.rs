@@ -131,7 +131,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Options => {
-            match serde_json::to_string_pretty(OPTION_DOCS) {
+            match serde_json::to_string_pretty(&*OPTION_DOCS) {
                 Ok(json) => println!("{json}"),
                 Err(e) => eprintln!("inkling: {e}"),
             }

@@ -1,32 +1,14 @@
-//! The raw, client-facing option names and their validation.
+//! Every setting, declared once in [`settings!`]: its field, client name, JSON type, default,
+//! meaning and check. From that one table come [`Settings`] (validated values), [`Options`]
+//! (what a client sends, every field optional), their defaults, the validation, and
+//! [`OPTION_DOCS`] (what `inkling options` prints and the editor clients are tested against).
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-use super::{Multiline, Settings};
-
-/// Raw options as a client sends them (camelCase JSON). Every field is optional; a missing field
-/// keeps its current value.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Options {
-    pub enabled: Option<bool>,
-    pub model_path: Option<String>,
-    pub max_prefix_tokens: Option<u64>,
-    pub max_suffix_tokens: Option<u64>,
-    pub max_new_tokens: Option<u64>,
-    pub time_budget_ms: Option<u64>,
-    pub latency_target_ms: Option<u64>,
-    pub multiline: Option<Multiline>,
-    pub complete_in_comments: Option<bool>,
-    pub threads: Option<u64>,
-    pub max_document_bytes: Option<u64>,
-    pub cross_file_context: Option<bool>,
-    pub max_context_tokens: Option<u64>,
-    pub max_index_files: Option<u64>,
-    pub kv_cache_mb: Option<u64>,
-}
+use super::Multiline;
 
 /// Why a settings object was refused. The message is shown to the user as is.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -39,44 +21,136 @@ pub enum SettingsError {
     TooManyTokens { total: usize, max: usize },
 }
 
-/// The model's KV cache (4096 positions) minus room for the FIM markers and repo header.
-pub const MAX_PROMPT_AND_ANSWER_TOKENS: usize = 4000;
+/// The model's KV cache ([`crate::engine::DEFAULT_MAX_CONTEXT`] positions) minus room for the FIM
+/// markers, the repository header and the chunk headers.
+pub const MAX_PROMPT_AND_ANSWER_TOKENS: usize = crate::engine::DEFAULT_MAX_CONTEXT - 96;
+/// The most tokens one budget may have (the others need room too).
+const MAX_BUDGET: u64 = MAX_PROMPT_AND_ANSWER_TOKENS as u64 - 100;
 
-/// One documented option: the name clients use, its JSON type, default and meaning.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+/// One documented option: the name clients use, its JSON type, default (as JSON text) and
+/// meaning.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct OptionDoc {
     pub name: &'static str,
     #[serde(rename = "type")]
     pub json_type: &'static str,
-    pub default: &'static str,
+    pub default: String,
     pub description: &'static str,
 }
 
-/// Every option the server accepts. Editor clients are tested against this list.
-pub const OPTION_DOCS: &[OptionDoc] = &[
-    OptionDoc { name: "enabled", json_type: "boolean", default: "true", description: "Offer completions." },
-    OptionDoc { name: "modelPath", json_type: "string", default: "null", description: "Path to a GGUF file or a Hugging Face folder. Empty: the default model in the cache." },
-    OptionDoc { name: "maxPrefixTokens", json_type: "integer", default: "1024", description: "Tokens of text before the cursor shown to the model." },
-    OptionDoc { name: "maxSuffixTokens", json_type: "integer", default: "256", description: "Tokens of text after the cursor shown to the model." },
-    OptionDoc { name: "maxNewTokens", json_type: "integer", default: "96", description: "Most tokens one completion may generate." },
-    OptionDoc { name: "timeBudgetMs", json_type: "integer", default: "10000", description: "Stop generating after this many milliseconds (after reading the prompt) and answer with what is there." },
-    OptionDoc { name: "latencyTargetMs", json_type: "integer", default: "1000", description: "When reading the whole prompt would take longer than this (the model's own measured speed), a smaller prompt is read first and the context grows with the next requests. 0: always the full prompt." },
-    OptionDoc { name: "multiline", json_type: "string", default: "\"auto\"", description: "When a completion may span several lines: auto, never or always." },
-    OptionDoc { name: "completeInComments", json_type: "boolean", default: "false", description: "Also complete inside comments and strings." },
-    OptionDoc { name: "threads", json_type: "integer", default: "null", description: "CPU threads for the model. Empty or 0: all cores. Read when the server starts (from initializationOptions, or --threads, which wins); a later change applies at the next start." },
-    OptionDoc { name: "maxDocumentBytes", json_type: "integer", default: "4194304", description: "Documents larger than this are not completed." },
-    OptionDoc { name: "crossFileContext", json_type: "boolean", default: "true", description: "Show the model code from other files: recently edited chunks and definitions used near the cursor." },
-    OptionDoc { name: "maxContextTokens", json_type: "integer", default: "1024", description: "Tokens of code from other files shown to the model." },
-    OptionDoc { name: "maxIndexFiles", json_type: "integer", default: "20000", description: "Most workspace files indexed for definitions." },
-    OptionDoc { name: "kvCacheMb", json_type: "integer", default: "512", description: "Memory (MiB) for the saved model state of recently used files, so switching files is fast." },
-];
+/// A check: turns what the client sent into the setting's value, or says why it cannot.
+type Check<R, T> = fn(&'static str, R) -> Result<T, SettingsError>;
 
-fn bounded(name: &'static str, value: Option<u64>, min: u64, max: u64, current: usize) -> Result<usize, SettingsError> {
-    match value {
-        None => Ok(current),
-        Some(v) if (min..=max).contains(&v) => Ok(v as usize),
-        Some(v) => Err(SettingsError::OutOfRange { name, value: v, min, max }),
+fn as_is<T>(_: &'static str, value: T) -> Result<T, SettingsError> {
+    Ok(value)
+}
+
+fn in_range<const MIN: u64, const MAX: u64>(name: &'static str, value: u64) -> Result<usize, SettingsError> {
+    in_range_u64::<MIN, MAX>(name, value).map(|v| v as usize)
+}
+
+fn in_range_u64<const MIN: u64, const MAX: u64>(name: &'static str, value: u64) -> Result<u64, SettingsError> {
+    if (MIN..=MAX).contains(&value) {
+        Ok(value)
+    } else {
+        Err(SettingsError::OutOfRange { name, value, min: MIN, max: MAX })
     }
+}
+
+/// An empty path means the default model.
+fn model_path(_: &'static str, path: String) -> Result<Option<PathBuf>, SettingsError> {
+    Ok(if path.trim().is_empty() { None } else { Some(PathBuf::from(path)) })
+}
+
+/// 0 means all cores.
+fn thread_count(name: &'static str, value: u64) -> Result<Option<usize>, SettingsError> {
+    if value == 0 {
+        return Ok(None);
+    }
+    in_range::<1, 256>(name, value).map(Some)
+}
+
+/// Declares the settings: `field: Type = default, from RawType, by check, "clientName", "json type", "meaning";`.
+macro_rules! settings {
+    ($( $field:ident : $ty:ty = $default:expr, from $raw:ty, by $check:expr, $name:literal, $json_type:literal, $doc:literal; )*) => {
+        /// Validated settings. Build with [`Options::validate`] or [`Settings::default`].
+        #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+        pub struct Settings {
+            $( #[doc = $doc] pub $field: $ty, )*
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { $( $field: $default, )* }
+            }
+        }
+
+        /// Raw options as a client sends them (camelCase JSON). Every field is optional; a
+        /// missing field keeps its current value.
+        #[derive(Clone, Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Options {
+            $( #[serde(rename = $name)] pub $field: Option<$raw>, )*
+        }
+
+        impl Options {
+            /// Each field sent, checked and written over `s`.
+            fn apply(&self, s: &mut Settings) -> Result<(), SettingsError> {
+                $(
+                    if let Some(raw) = self.$field.clone() {
+                        let check: Check<$raw, $ty> = $check;
+                        s.$field = check($name, raw)?;
+                    }
+                )*
+                Ok(())
+            }
+        }
+
+        /// Every option the server accepts, with its real default. Editor clients are tested
+        /// against this list.
+        pub static OPTION_DOCS: LazyLock<Vec<OptionDoc>> = LazyLock::new(|| {
+            let defaults = Settings::default();
+            vec![ $( OptionDoc {
+                name: $name,
+                json_type: $json_type,
+                default: serde_json::to_string(&defaults.$field).unwrap_or_else(|_| "null".into()),
+                description: $doc,
+            }, )* ]
+        });
+    };
+}
+
+settings! {
+    enabled: bool = true, from bool, by as_is, "enabled", "boolean",
+        "Offer completions.";
+    model_path: Option<PathBuf> = None, from String, by model_path, "modelPath", "string",
+        "Path to a GGUF file or a Hugging Face folder. Empty: the default model in the cache.";
+    max_prefix_tokens: usize = 1024, from u64, by in_range::<16, MAX_BUDGET>, "maxPrefixTokens", "integer",
+        "Tokens of text before the cursor shown to the model.";
+    max_suffix_tokens: usize = 256, from u64, by in_range::<0, MAX_BUDGET>, "maxSuffixTokens", "integer",
+        "Tokens of text after the cursor shown to the model.";
+    max_new_tokens: usize = 96, from u64, by in_range::<1, 1_024>, "maxNewTokens", "integer",
+        "Most tokens one completion may generate.";
+    time_budget_ms: u64 = 10_000, from u64, by in_range_u64::<10, 120_000>, "timeBudgetMs", "integer",
+        "Stop generating after this many milliseconds (after reading the prompt) and answer with what is there.";
+    latency_target_ms: u64 = 1_000, from u64, by in_range_u64::<0, 120_000>, "latencyTargetMs", "integer",
+        "When reading the whole prompt would take longer than this (the model's own measured speed), a smaller prompt is read first and the context grows with the next requests. 0: always the full prompt.";
+    multiline: Multiline = Multiline::Auto, from Multiline, by as_is, "multiline", "string",
+        "When a completion may span several lines: auto, never or always.";
+    complete_in_comments: bool = false, from bool, by as_is, "completeInComments", "boolean",
+        "Also complete inside comments and strings.";
+    threads: Option<usize> = None, from u64, by thread_count, "threads", "integer",
+        "CPU threads for the model. Empty or 0: all cores. Read when the server starts (from initializationOptions, or --threads, which wins); a later change applies at the next start.";
+    max_document_bytes: usize = 4 * 1024 * 1024, from u64, by in_range::<1024, { 256 * 1024 * 1024 }>, "maxDocumentBytes", "integer",
+        "Documents larger than this are not completed.";
+    cross_file_context: bool = true, from bool, by as_is, "crossFileContext", "boolean",
+        "Show the model code from other files: recently edited chunks and definitions used near the cursor.";
+    max_context_tokens: usize = 1024, from u64, by in_range::<0, MAX_BUDGET>, "maxContextTokens", "integer",
+        "Tokens of code from other files shown to the model.";
+    max_index_files: usize = 20_000, from u64, by in_range::<0, 1_000_000>, "maxIndexFiles", "integer",
+        "Most workspace files indexed for definitions.";
+    kv_cache_mb: usize = 512, from u64, by in_range::<0, 65_536>, "kvCacheMb", "integer",
+        "Memory (MiB) for the saved model state of recently used files, so switching files is fast.";
 }
 
 impl Options {
@@ -116,36 +190,7 @@ impl Options {
     /// Applies these options on top of `base`, checking every range. On error nothing changes.
     pub fn validate(&self, base: &Settings) -> Result<Settings, SettingsError> {
         let mut s = base.clone();
-        if let Some(v) = self.enabled {
-            s.enabled = v;
-        }
-        if let Some(p) = &self.model_path {
-            s.model_path = if p.trim().is_empty() { None } else { Some(PathBuf::from(p)) };
-        }
-        s.max_prefix_tokens = bounded("maxPrefixTokens", self.max_prefix_tokens, 16, 3_900, s.max_prefix_tokens)?;
-        s.max_suffix_tokens = bounded("maxSuffixTokens", self.max_suffix_tokens, 0, 3_900, s.max_suffix_tokens)?;
-        s.max_new_tokens = bounded("maxNewTokens", self.max_new_tokens, 1, 1_024, s.max_new_tokens)?;
-        s.time_budget_ms = bounded("timeBudgetMs", self.time_budget_ms, 10, 120_000, s.time_budget_ms as usize)? as u64;
-        s.latency_target_ms = bounded("latencyTargetMs", self.latency_target_ms, 0, 120_000, s.latency_target_ms as usize)? as u64;
-        if let Some(m) = self.multiline {
-            s.multiline = m;
-        }
-        if let Some(v) = self.complete_in_comments {
-            s.complete_in_comments = v;
-        }
-        match self.threads {
-            None => {}
-            Some(0) => s.threads = None, // 0: all cores
-            Some(_) => s.threads = Some(bounded("threads", self.threads, 1, 256, 1)?),
-        }
-        s.max_document_bytes =
-            bounded("maxDocumentBytes", self.max_document_bytes, 1024, 256 * 1024 * 1024, s.max_document_bytes)?;
-        if let Some(v) = self.cross_file_context {
-            s.cross_file_context = v;
-        }
-        s.max_context_tokens = bounded("maxContextTokens", self.max_context_tokens, 0, 3_900, s.max_context_tokens)?;
-        s.max_index_files = bounded("maxIndexFiles", self.max_index_files, 0, 1_000_000, s.max_index_files)?;
-        s.kv_cache_mb = bounded("kvCacheMb", self.kv_cache_mb, 0, 65_536, s.kv_cache_mb)?;
+        self.apply(&mut s)?;
         let total = s.max_prefix_tokens + s.max_suffix_tokens + s.max_context_tokens + s.max_new_tokens;
         if total > MAX_PROMPT_AND_ANSWER_TOKENS {
             return Err(SettingsError::TooManyTokens { total, max: MAX_PROMPT_AND_ANSWER_TOKENS });
@@ -153,7 +198,6 @@ impl Options {
         Ok(s)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -210,13 +254,13 @@ mod tests {
     fn docs_list_every_field_with_its_default() {
         // Every documented option deserializes, and the documented defaults are the real ones.
         let defaults = Settings::default();
-        for doc in OPTION_DOCS {
-            let value: serde_json::Value = serde_json::from_str(doc.default).unwrap();
+        for doc in OPTION_DOCS.iter() {
+            let value: serde_json::Value = serde_json::from_str(&doc.default).unwrap();
             let opts = Options::from_json(&json!({ doc.name: value })).unwrap();
             assert_eq!(opts.validate(&defaults).unwrap(), defaults, "default of {}", doc.name);
         }
-        // A name that is not an Options field is refused (deny_unknown_fields), so every doc names a field;
-        // and Options has exactly as many fields as there are docs.
-        assert_eq!(OPTION_DOCS.len(), 15, "update OPTION_DOCS when Options changes");
+        // A name that is not an Options field is refused (deny_unknown_fields), so every doc names a field.
+        let names: std::collections::HashSet<_> = OPTION_DOCS.iter().map(|d| d.name).collect();
+        assert_eq!(names.len(), OPTION_DOCS.len(), "option names are unique");
     }
 }

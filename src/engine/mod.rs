@@ -20,7 +20,7 @@ mod vocab;
 mod worker;
 
 pub use backend::{default_device, load_backend, loader_with, Backend, EngineOptions, Loader};
-pub use qwen2_backend::Qwen2Backend;
+pub use qwen2_backend::{Qwen2Backend, DEFAULT_MAX_CONTEXT};
 pub use job::{CancelToken, GenerateRequest, Generated, StopReason};
 
 use std::path::PathBuf;
