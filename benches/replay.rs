@@ -423,7 +423,7 @@ fn main() {
             }
             all.push(("llama.cpp server (--cache-reuse 256)".into(), results));
         } else {
-            println!("llama.cpp skipped: no llama-server at {} (see README, Performance)", llama_bin.display());
+            println!("llama.cpp skipped: no llama-server at {} (see docs/performance.md)", llama_bin.display());
         }
     }
 
