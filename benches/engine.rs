@@ -5,6 +5,8 @@
 //! to choose; `INKLING_BENCH_REPS` repetitions, default 5). Prints medians of the repetitions.
 //! The prompt is real code nobody here wrote: the start of Python's `json/decoder.py`.
 
+#![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark reports on standard output, and stops on a failed step
+
 #[path = "../tests/support/proc_client.rs"]
 #[allow(dead_code)]
 mod proc_client;
@@ -26,10 +28,8 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn python_source() -> String {
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import json.decoder as m; print(m.__file__)"])
-        .output()
-        .expect("python3 runs");
+    let out =
+        std::process::Command::new("python3").args(["-c", "import json.decoder as m; print(m.__file__)"]).output().expect("python3 runs");
     let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
@@ -113,7 +113,8 @@ fn bench_lsp(path: &Path, source: &str, reps: usize) {
     for rep in 0..reps {
         let uri = format!("file:///bench/decoder_{rep}.py");
         c.open(&uri, "python", &doc);
-        let params = json!({"textDocument": {"uri": uri}, "position": {"line": target, "character": head.len()}, "context": {"triggerKind": 1}});
+        let params =
+            json!({"textDocument": {"uri": uri}, "position": {"line": target, "character": head.len()}, "context": {"triggerKind": 1}});
         let t = Instant::now();
         c.request("textDocument/inlineCompletion", params.clone(), Duration::from_secs(300));
         cold.push(t.elapsed().as_secs_f64() * 1e3);
@@ -134,7 +135,9 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
     let models: Vec<PathBuf> = match std::env::var("INKLING_BENCH_MODELS") {
         Ok(list) => list.split(',').map(PathBuf::from).collect(),
-        Err(_) => [models::SMALL_MODEL, models::DEFAULT_MODEL].iter().filter_map(|m| models::cached_model(m)).filter(|p| p.exists()).collect(),
+        Err(_) => {
+            [models::SMALL_MODEL, models::DEFAULT_MODEL].iter().filter_map(|m| models::cached_model(m)).filter(|p| p.exists()).collect()
+        }
     };
     if models.is_empty() {
         println!("no models found: run `python3 finetune/fetch_model.py` (and `--small`)");

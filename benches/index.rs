@@ -6,6 +6,8 @@
 //! Run: `cargo bench --bench index` (env: `INKLING_BENCH_ROOT=/some/tree`,
 //! `INKLING_BENCH_MAX_FILES=20000`, `INKLING_BENCH_MAX_MB=64` for the index memory cap).
 
+#![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark reports on standard output, and stops on a failed step
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,9 +18,8 @@ use inkling::syntax::Language;
 
 /// The default workspace: the first `~/.cargo/registry/src/*` folder.
 fn default_root() -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    let home =
+        std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(home.join("registry").join("src"))
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -31,11 +32,7 @@ fn default_root() -> Option<PathBuf> {
 /// Peak resident set size in KiB (`VmHWM`), or 0 where `/proc` has none.
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
@@ -115,15 +112,24 @@ fn main() {
     println!("files found      {} (cap {max_files})", report.found);
     println!("files indexed    {} (skipped {})", report.indexed, report.skipped);
     println!("definitions      {}", stats.definitions);
-    println!("index bytes      {:.1} MiB of {max_mb} MiB (truncated: {}, memory cap hit: {})", stats.bytes as f64 / (1024.0 * 1024.0), stats.truncated, report.memory_cap_hit);
-    println!("window bytes     {:.1} MiB of {} MiB (file text and similar-code windows)", stats.window_bytes as f64 / (1024.0 * 1024.0), limits.max_window_bytes / (1024 * 1024));
+    println!(
+        "index bytes      {:.1} MiB of {max_mb} MiB (truncated: {}, memory cap hit: {})",
+        stats.bytes as f64 / (1024.0 * 1024.0),
+        stats.truncated,
+        report.memory_cap_hit
+    );
+    println!(
+        "window bytes     {:.1} MiB of {} MiB (file text and similar-code windows)",
+        stats.window_bytes as f64 / (1024.0 * 1024.0),
+        limits.max_window_bytes / (1024 * 1024)
+    );
     println!("wall time        {:.2} s ({:.0} files/s)", wall.as_secs_f64(), report.indexed as f64 / wall.as_secs_f64());
     println!("peak RSS         {:.1} MiB (before indexing {:.1} MiB)", peak_rss_kib() as f64 / 1024.0, rss_before as f64 / 1024.0);
+    println!("retrieve during  median {:?}, p99 {:?} ({} calls while indexing)", median(&mut during), p99(&mut during), during.len());
     println!(
-        "retrieve during  median {:?}, p99 {:?} ({} calls while indexing)",
-        median(&mut during),
-        p99(&mut during),
-        during.len()
+        "retrieve after   median {:?}, p99 {:?} ({} calls, {returned} chunks returned)",
+        median(&mut after),
+        p99(&mut after),
+        after.len()
     );
-    println!("retrieve after   median {:?}, p99 {:?} ({} calls, {returned} chunks returned)", median(&mut after), p99(&mut after), after.len());
 }

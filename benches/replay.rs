@@ -25,6 +25,8 @@
 //! (extra `inkling serve` flags, e.g. `--no-reuse`), `INKLING_REPLAY_OPTIONS` (settings JSON
 //! merged into inkling's, e.g. `{"latencyTargetMs": 0}`).
 
+#![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark reports on standard output, and stops on a failed step
+
 #[path = "../tests/support/proc_client.rs"]
 #[allow(dead_code)]
 mod proc_client;
@@ -91,7 +93,9 @@ fn python_case(wanted: usize) -> Option<Case> {
 }
 
 fn rust_case(wanted: usize) -> Option<Case> {
-    let home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
     let registry = std::fs::read_dir(home.join("registry/src")).ok()?;
     let path = registry.flatten().map(|d| d.path().join("dashmap-6.2.1/src/set.rs")).find(|p| p.exists())?;
     case("rust", path, wanted)
@@ -155,7 +159,9 @@ impl Inkling {
         );
         client.notify("initialized", json!({}));
         let ended = |m: &Value, what: &str| {
-            m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end" && m["params"]["token"].as_str().is_some_and(|t| t.contains(what))
+            m["method"] == "$/progress"
+                && m["params"]["value"]["kind"] == "end"
+                && m["params"]["token"].as_str().is_some_and(|t| t.contains(what))
         };
         client.wait_for(|m| ended(m, "/load/"), Duration::from_secs(300)).expect("the model loads");
         client.wait_for(|m| ended(m, "/index/"), Duration::from_secs(120)).expect("the workspace is indexed");
@@ -168,15 +174,20 @@ impl Inkling {
 impl Peer for Inkling {
     fn edit(&mut self, _lines: &[String], line: usize, old: &str, new: &str) {
         self.version += 1;
-        let change = json!({"range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": old.len()}}, "text": new});
-        self.client.notify("textDocument/didChange", json!({"textDocument": {"uri": self.uri, "version": self.version}, "contentChanges": [change]}));
+        let change =
+            json!({"range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": old.len()}}, "text": new});
+        self.client.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": self.uri, "version": self.version}, "contentChanges": [change]}),
+        );
     }
 
     fn ask(&mut self, _lines: &[String], line: usize, col: usize) {
         if let Some(id) = self.open_request.take() {
             self.client.notify("$/cancelRequest", json!({"id": id}));
         }
-        let params = json!({"textDocument": {"uri": self.uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}});
+        let params =
+            json!({"textDocument": {"uri": self.uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}});
         self.open_request = Some(self.client.request_async("textDocument/inlineCompletion", params));
     }
 
@@ -200,7 +211,10 @@ struct Llama {
 
 /// One HTTP/1.1 request to the local llama-server; `None` on any failure.
 fn http(stream: &mut TcpStream, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     stream.write_all(head.as_bytes()).ok()?;
     stream.write_all(body.as_bytes()).ok()?;
     let mut response = String::new();
@@ -213,7 +227,22 @@ fn http(stream: &mut TcpStream, method: &str, path: &str, body: &str) -> Option<
 impl Llama {
     fn start(binary: &Path, model: &str, threads: usize, port: u16) -> Option<Llama> {
         let server = Command::new(binary)
-            .args(["-m", model, "-t", &threads.to_string(), "-c", "4096", "--parallel", "1", "--cache-reuse", "256", "--port", &port.to_string(), "--host", "127.0.0.1"])
+            .args([
+                "-m",
+                model,
+                "-t",
+                &threads.to_string(),
+                "-c",
+                "4096",
+                "--parallel",
+                "1",
+                "--cache-reuse",
+                "256",
+                "--port",
+                &port.to_string(),
+                "--host",
+                "127.0.0.1",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -398,7 +427,12 @@ fn main() {
     }
     println!("keystroke replay with a user model: model {model}, {threads} threads, one key every {} ms", pace.as_millis());
     for c in &cases {
-        println!("  {} ({} lines): lines {:?}", c.path.display(), c.text.lines().count(), c.lines.iter().map(|l| l + 1).collect::<Vec<_>>());
+        println!(
+            "  {} ({} lines): lines {:?}",
+            c.path.display(),
+            c.text.lines().count(),
+            c.lines.iter().map(|l| l + 1).collect::<Vec<_>>()
+        );
     }
 
     let mut all: Vec<(String, Vec<LineResult>)> = Vec::new();
@@ -431,10 +465,17 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     let summary: Vec<(f64, f64, f64)> = all.iter().map(|(name, r)| report(name, r)).collect();
     if let [ink, llama] = summary.as_slice() {
-        println!("\nwait ratio inkling/llama.cpp: {:.2}; first-suggestion p50 ratio: {:.2}; characters saved: {:.1}% vs {:.1}%", ink.0 / llama.0, ink.2 / llama.2, ink.1, llama.1);
+        println!(
+            "\nwait ratio inkling/llama.cpp: {:.2}; first-suggestion p50 ratio: {:.2}; characters saved: {:.1}% vs {:.1}%",
+            ink.0 / llama.0,
+            ink.2 / llama.2,
+            ink.1,
+            llama.1
+        );
     }
     for (name, results) in &all {
-        let per_line: Vec<String> = results.iter().map(|r| format!("{}:{}", r.first_ms.map_or("-".into(), |ms| format!("{ms:.0}")), r.saved)).collect();
+        let per_line: Vec<String> =
+            results.iter().map(|r| format!("{}:{}", r.first_ms.map_or("-".into(), |ms| format!("{ms:.0}")), r.saved)).collect();
         println!("{name} per line (first ms:saved): {}", per_line.join(" "));
     }
 }

@@ -8,8 +8,18 @@ use std::path::Path;
 
 /// Folders never read: dependencies, vendored code, build output, caches, virtual environments.
 pub const SKIPPED_DIRS: &[&str] = &[
-    ".git", "__pycache__", "bower_components", "build", "dist", "node_modules", "target", "third-party", "third_party",
-    "vendor", "venv", ".venv",
+    ".git",
+    "__pycache__",
+    "bower_components",
+    "build",
+    "dist",
+    "node_modules",
+    "target",
+    "third-party",
+    "third_party",
+    "vendor",
+    "venv",
+    ".venv",
 ];
 /// Larger files are data, not code.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;

@@ -194,7 +194,13 @@ fn a_model_file_truncated_or_replaced_while_serving() {
     // The same modelPath again is "no change"; clearing it falls back to --model (the same file).
     c.notify("workspace/didChangeConfiguration", json!({"settings": {"inkling": {"modelPath": ""}}}));
     let msg = c
-        .wait_for(|m| m["method"] == "window/showMessage" && m["params"]["message"].as_str().is_some_and(|s| s.contains("now using") || s.contains("could not")), Duration::from_secs(30))
+        .wait_for(
+            |m| {
+                m["method"] == "window/showMessage"
+                    && m["params"]["message"].as_str().is_some_and(|s| s.contains("now using") || s.contains("could not"))
+            },
+            Duration::from_secs(30),
+        )
         .expect("a message about the reload");
     assert!(msg["params"]["message"].as_str().unwrap().contains("now using model.gguf"), "{msg}");
     let after = ask(&mut c);
@@ -227,7 +233,8 @@ fn closing_stdin_during_a_long_real_model_completion_ends_the_server_within_a_se
 async fn max_document_bytes_refuses_large_documents_and_growing_edits_with_a_message() {
     let mut s = TestServer::ready(echo_line_head, Duration::ZERO, "utf-16", json!({"maxDocumentBytes": 2048})).await;
     s.open("file:///w/big.py", "python", &"x = 1\n".repeat(1000)).await;
-    wait_message(&mut s.from_server, "window/showMessage", |t| t.contains("big.py") && t.contains("6000 bytes") && t.contains("2048")).await;
+    wait_message(&mut s.from_server, "window/showMessage", |t| t.contains("big.py") && t.contains("6000 bytes") && t.contains("2048"))
+        .await;
     let err = s.request("textDocument/inlineCompletion", inline("file:///w/big.py", 0, 0)).await.unwrap_err();
     assert!(err["message"].as_str().unwrap().contains("not open"), "{err}");
     // An edit that would grow an open document past the limit is refused as a whole.
@@ -279,14 +286,20 @@ fn a_prompt_larger_than_the_model_cache_is_a_clear_error_and_an_empty_answer() {
     let tiny = inkling::engine::testing::tiny_model_path();
     let mut c = ProcClient::serve(&["--model", tiny.to_str().unwrap()]);
     // Within the settings limits, but beyond the tiny model's 1024-position cache.
-    c.initialize(caps(), json!({"maxPrefixTokens": 3000, "maxSuffixTokens": 0, "maxContextTokens": 0, "maxNewTokens": 4, "completeInComments": true}));
+    c.initialize(
+        caps(),
+        json!({"maxPrefixTokens": 3000, "maxSuffixTokens": 0, "maxContextTokens": 0, "maxNewTokens": 4, "completeInComments": true}),
+    );
     c.wait_model_ready(Duration::from_secs(60));
     let text = format!("{}x = \n", "value_number = 12345\n".repeat(400));
     c.open("file:///w/long.py", "python", &text);
     let r = c.request("textDocument/inlineCompletion", inline("file:///w/long.py", 400, 4), Duration::from_secs(60));
     assert_eq!(r["result"]["items"], json!([]), "{r}");
     let msg = c
-        .wait_for(|m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("cache")), Duration::from_secs(10))
+        .wait_for(
+            |m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("cache")),
+            Duration::from_secs(10),
+        )
         .unwrap_or_else(|| panic!("no logMessage about the cache: {:?}", c.log_messages()));
     let why = msg["params"]["message"].as_str().unwrap().to_string();
     assert!(why.contains("maxPrefixTokens"), "the message names the setting to lower: {why}");
@@ -310,8 +323,11 @@ fn the_threads_setting_in_initialize_sizes_the_model_and_the_flag_wins() {
     let tiny = inkling::engine::testing::tiny_model_path();
     let tiny = tiny.to_str().unwrap();
     let ready_message = |c: &mut ProcClient| -> String {
-        c.wait_for(|m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("ready with")), Duration::from_secs(60))
-            .unwrap_or_else(|| panic!("no ready message: {:?}", c.log_messages()))["params"]["message"]
+        c.wait_for(
+            |m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("ready with")),
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|| panic!("no ready message: {:?}", c.log_messages()))["params"]["message"]
             .as_str()
             .unwrap_or("")
             .to_string()

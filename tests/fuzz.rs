@@ -233,8 +233,31 @@ fn framing_guard_over_arbitrary_streams() {
 // ---------- (b) document edits ----------
 
 const FUZZ_PIECES: &[&str] = &[
-    "a", "bc", " ", "\t", "(", ")", "{", "}", ":", "def f", "fn g", "\"", "😀", "👨‍👩‍👧", "漢", "é", "e\u{301}", "\n", "\r\n", "\r",
-    "\u{2028}", "\u{85}", "\u{0}", "\u{feff}", "\u{10ffff}",
+    "a",
+    "bc",
+    " ",
+    "\t",
+    "(",
+    ")",
+    "{",
+    "}",
+    ":",
+    "def f",
+    "fn g",
+    "\"",
+    "😀",
+    "👨‍👩‍👧",
+    "漢",
+    "é",
+    "e\u{301}",
+    "\n",
+    "\r\n",
+    "\r",
+    "\u{2028}",
+    "\u{85}",
+    "\u{0}",
+    "\u{feff}",
+    "\u{10ffff}",
 ];
 
 fn text_strategy(max: usize) -> impl Strategy<Value = String> {
@@ -272,11 +295,7 @@ fn to_model(c: &RawChange) -> Change {
 
 fn to_session(c: &RawChange) -> TextChange {
     TextChange {
-        range: if c.full {
-            None
-        } else {
-            Some(LineColRange::new(LineCol::new(c.start.0, c.start.1), LineCol::new(c.end.0, c.end.1)))
-        },
+        range: if c.full { None } else { Some(LineColRange::new(LineCol::new(c.start.0, c.start.1), LineCol::new(c.end.0, c.end.1))) },
         text: c.text.clone(),
     }
 }
@@ -292,14 +311,18 @@ fn sexp(docs: &Documents, uri: &str) -> Option<String> {
 fn document_edits_with_arbitrary_ranges() {
     let strategy = (
         text_strategy(30),
-        proptest::collection::vec(prop_oneof![4 => proptest::collection::vec(raw_change(), 1..2), 1 => proptest::collection::vec(raw_change(), 2..4)], 1..24),
+        proptest::collection::vec(
+            prop_oneof![4 => proptest::collection::vec(raw_change(), 1..2), 1 => proptest::collection::vec(raw_change(), 2..4)],
+            1..24,
+        ),
         any::<bool>(),
         0usize..4,
         prop_oneof![3 => Just(usize::MAX), 1 => 16usize..400],
     );
     run("edits", strategy, |(initial, edits, utf8, lang, max_bytes)| {
         let (language, uri) =
-            [("python", "file:///f/a.py"), ("rust", "file:///f/a.rs"), ("javascript", "file:///f/a.js"), ("plaintext", "file:///f/a.txt")][lang];
+            [("python", "file:///f/a.py"), ("rust", "file:///f/a.rs"), ("javascript", "file:///f/a.js"), ("plaintext", "file:///f/a.txt")]
+                [lang];
         let enc = if utf8 { Enc::Utf8 } else { Enc::Utf16 };
         let penc = if utf8 { PositionEncoding::Utf8 } else { PositionEncoding::Utf16 };
         let limits = DocumentLimits { max_bytes: max_bytes.min(1 << 30), ..DocumentLimits::default() };
@@ -355,9 +378,22 @@ fn document_edits_with_arbitrary_ranges() {
 // ---------- (c) settings ----------
 
 const NAMES: &[&str] = &[
-    "enabled", "modelPath", "maxPrefixTokens", "maxSuffixTokens", "maxNewTokens", "timeBudgetMs", "latencyTargetMs", "multiline",
-    "completeInComments", "threads", "maxDocumentBytes", "crossFileContext", "maxContextTokens", "maxIndexFiles",
-    "kvCacheMb", "inkling",
+    "enabled",
+    "modelPath",
+    "maxPrefixTokens",
+    "maxSuffixTokens",
+    "maxNewTokens",
+    "timeBudgetMs",
+    "latencyTargetMs",
+    "multiline",
+    "completeInComments",
+    "threads",
+    "maxDocumentBytes",
+    "crossFileContext",
+    "maxContextTokens",
+    "maxIndexFiles",
+    "kvCacheMb",
+    "inkling",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -368,13 +404,17 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<u64>().prop_map(Value::from),
         (0u64..20_000).prop_map(Value::from),
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        prop_oneof![Just("auto".to_string()), Just("never".into()), Just("always".into()), Just("".into()), any::<String>()].prop_map(Value::String),
+        prop_oneof![Just("auto".to_string()), Just("never".into()), Just("always".into()), Just("".into()), any::<String>()]
+            .prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec((prop_oneof![4 => proptest::sample::select(NAMES).prop_map(str::to_string), 1 => any::<String>()], inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            proptest::collection::vec(
+                (prop_oneof![4 => proptest::sample::select(NAMES).prop_map(str::to_string), 1 => any::<String>()], inner),
+                0..6
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }
@@ -417,12 +457,19 @@ async fn arbitrary_settings_through_the_server_never_break_it() {
         s.notify("workspace/didChangeConfiguration", json!({"settings": v})).await;
     }
     // Whatever was accepted, a known-good configuration brings it back.
-    s.notify("workspace/didChangeConfiguration", json!({"settings": {"enabled": true, "modelPath": "fake-model", "completeInComments": false,
-        "maxNewTokens": 96, "timeBudgetMs": 3000, "multiline": "auto", "maxPrefixTokens": 1024, "maxSuffixTokens": 256}})).await;
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"enabled": true, "modelPath": "fake-model", "completeInComments": false,
+        "maxNewTokens": 96, "timeBudgetMs": 3000, "multiline": "auto", "maxPrefixTokens": 1024, "maxSuffixTokens": 256}}),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = s
-            .request("textDocument/inlineCompletion", json!({"textDocument": {"uri": "file:///w/s.py"}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 2}}))
+            .request(
+                "textDocument/inlineCompletion",
+                json!({"textDocument": {"uri": "file:///w/s.py"}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 2}}),
+            )
             .await
             .expect("an answer");
         if r["items"][0]["insertText"] == "'x ='" {

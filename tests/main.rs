@@ -1,5 +1,7 @@
 //! Integration tests: one binary, one module per area (see each module's doc).
 
+#![allow(clippy::unwrap_used)] // a test's unwrap is its assertion
+
 mod support;
 
 mod bad_input;
@@ -9,3 +11,4 @@ mod privacy;
 mod protocol;
 mod real_model;
 mod stress;
+mod tidy;

@@ -13,10 +13,42 @@ use crate::support::proc_client::{inkling_bin, test_model, ProcClient};
 
 /// Crates that can talk to the network (HTTP/TLS/WebSocket clients and their transports).
 const NETWORK_CRATES: &[&str] = &[
-    "reqwest", "ureq", "hyper", "hyper-util", "hyper-rustls", "hyper-tls", "isahc", "curl", "curl-sys", "attohttpc",
-    "hf-hub", "surf", "http-client", "native-tls", "rustls", "rustls-pemfile", "tokio-rustls", "openssl", "openssl-sys",
-    "h2", "h3", "quinn", "tokio-tungstenite", "tungstenite", "websocket", "ws", "socket2", "trust-dns-resolver",
-    "hickory-resolver", "awc", "ehttp", "minreq", "oauth2", "sentry", "opentelemetry", "opentelemetry-otlp",
+    "reqwest",
+    "ureq",
+    "hyper",
+    "hyper-util",
+    "hyper-rustls",
+    "hyper-tls",
+    "isahc",
+    "curl",
+    "curl-sys",
+    "attohttpc",
+    "hf-hub",
+    "surf",
+    "http-client",
+    "native-tls",
+    "rustls",
+    "rustls-pemfile",
+    "tokio-rustls",
+    "openssl",
+    "openssl-sys",
+    "h2",
+    "h3",
+    "quinn",
+    "tokio-tungstenite",
+    "tungstenite",
+    "websocket",
+    "ws",
+    "socket2",
+    "trust-dns-resolver",
+    "hickory-resolver",
+    "awc",
+    "ehttp",
+    "minreq",
+    "oauth2",
+    "sentry",
+    "opentelemetry",
+    "opentelemetry-otlp",
 ];
 
 fn manifest_dir() -> PathBuf {
@@ -76,8 +108,17 @@ fn the_source_names_no_socket_type() {
     rust_files(&manifest_dir().join("src"), &mut files);
     assert!(files.len() > 10);
     let forbidden = [
-        "std::net", "TcpStream", "TcpListener", "UdpSocket", "UnixStream", "UnixListener", "UnixDatagram", "tokio::net",
-        "libc::socket", "libc::connect", "socket2",
+        "std::net",
+        "TcpStream",
+        "TcpListener",
+        "UdpSocket",
+        "UnixStream",
+        "UnixListener",
+        "UnixDatagram",
+        "tokio::net",
+        "libc::socket",
+        "libc::connect",
+        "socket2",
     ];
     let mut hits = Vec::new();
     for f in &files {
@@ -104,10 +145,7 @@ fn netns_available() -> Result<(), String> {
 
 fn require_strace() {
     let ok = Command::new("strace").arg("-V").output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(
-        ok,
-        "this test needs strace to prove the server opens no socket: install it (`apt-get install -y strace`)"
-    );
+    assert!(ok, "this test needs strace to prove the server opens no socket: install it (`apt-get install -y strace`)");
     let probe = Command::new("strace").args(["-f", "-qq", "-e", "trace=network", "-o", "/dev/null", "true"]).output();
     match probe {
         Ok(o) if o.status.success() => {}
@@ -176,9 +214,7 @@ fn the_real_server_opens_no_socket_in_a_full_session() {
         Ok(()) => args.extend(["unshare".into(), "-n".into(), "--".into()]),
         Err(why) => eprintln!("NOTE: running without a network namespace ({why}); the strace check still runs"),
     }
-    args.extend(
-        ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=network", "-e", "signal=none", "-o"].iter().map(|s| s.to_string()),
-    );
+    args.extend(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=network", "-e", "signal=none", "-o"].iter().map(|s| s.to_string()));
     args.push(log.to_string_lossy().into_owned());
     args.extend([inkling_bin().to_string(), "serve".into(), "--model".into(), model.clone()]);
     eprintln!("running: {}", args.join(" "));
@@ -193,11 +229,9 @@ fn the_real_server_opens_no_socket_in_a_full_session() {
     let uri = "file:///tmp/privacy/demo.py";
     c.open(uri, "python", PY);
     let mut texts = Vec::new();
-    for (method, line, character) in [
-        ("textDocument/inlineCompletion", 1, 11),
-        ("textDocument/completion", 5, 27),
-        ("textDocument/inlineCompletion", 5, 27),
-    ] {
+    for (method, line, character) in
+        [("textDocument/inlineCompletion", 1, 11), ("textDocument/completion", 5, 27), ("textDocument/inlineCompletion", 5, 27)]
+    {
         let mut params = json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character}});
         if method.ends_with("inlineCompletion") {
             params["context"] = json!({"triggerKind": 1});
@@ -215,7 +249,12 @@ fn the_real_server_opens_no_socket_in_a_full_session() {
     let log_text = std::fs::read_to_string(&log).expect("the strace log");
     let calls = network_calls(&log_text);
     let bad = forbidden_calls(&calls);
-    eprintln!("network system calls: {} ({} allowed AF_UNIX sockets) in {:.1} s", calls.len(), calls.len() - bad.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "network system calls: {} ({} allowed AF_UNIX sockets) in {:.1} s",
+        calls.len(),
+        calls.len() - bad.len(),
+        started.elapsed().as_secs_f64()
+    );
     for call in &calls {
         eprintln!("  {call}");
     }

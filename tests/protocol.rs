@@ -83,7 +83,11 @@ async fn every_request_is_answered_once_and_the_newest_wins() {
 
 /// A long answer on `x` lines (200 tokens), a short one elsewhere.
 fn long_on_x(req: &inkling::engine::GenerateRequest) -> String {
-    if req.text.line_head.starts_with('x') { "x".repeat(200) } else { "ok".into() }
+    if req.text.line_head.starts_with('x') {
+        "x".repeat(200)
+    } else {
+        "ok".into()
+    }
 }
 
 #[tokio::test]
@@ -174,7 +178,8 @@ async fn positions_with_emoji_cjk_crlf_and_tabs_in_both_encodings() {
 #[tokio::test]
 async fn utf8_is_chosen_only_when_offered() {
     let mut s = TestServer::start(echo_line_head, Duration::ZERO).await;
-    let r = s.request("initialize", json!({"capabilities": {"general": {"positionEncodings": ["utf-32", "utf-8", "utf-16"]}}})).await.unwrap();
+    let r =
+        s.request("initialize", json!({"capabilities": {"general": {"positionEncodings": ["utf-32", "utf-8", "utf-16"]}}})).await.unwrap();
     assert_eq!(r["capabilities"]["positionEncoding"], "utf-8");
     assert_eq!(r["capabilities"]["inlineCompletionProvider"], true);
     assert_eq!(r["capabilities"]["textDocumentSync"]["change"], 2);
@@ -206,10 +211,8 @@ async fn popup_completion_replaces_the_typed_word_with_a_snippet_when_supported(
     s.notify("initialized", json!({})).await;
     wait_ready(&s).await;
     s.open(URI, "python", "def add(a, b):\n    ret\n").await;
-    let r = s
-        .request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 1, "character": 7}}))
-        .await
-        .unwrap();
+    let r =
+        s.request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 1, "character": 7}})).await.unwrap();
     let item = &r["items"][0];
     assert_eq!(item["textEdit"]["newText"], "return a + b");
     assert_eq!(item["textEdit"]["range"]["start"], json!({"line": 1, "character": 4}));
@@ -296,6 +299,9 @@ async fn a_request_the_user_asked_for_waits_for_a_model_still_loading() {
     assert_eq!(first_item(&asked).map(|i| i["insertText"].clone()), Some(json!("'x ='")), "{asked}");
     // The popup is always asked for.
     s.wait_state(|st| matches!(st, EngineState::Ready { .. }), Duration::from_secs(5)).await;
-    let popup = s.request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}})).await.expect("ok");
+    let popup = s
+        .request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}}))
+        .await
+        .expect("ok");
     assert!(!popup.is_null(), "{popup}");
 }

@@ -29,11 +29,23 @@ const DOCS: [(&str, &str, &str); 4] = [
 
 #[derive(Clone, Debug)]
 enum Op {
-    Edit { doc: usize, version: i32, changes: Vec<Change> },
-    Inline { doc: usize, pos: (u32, u32) },
-    Popup { doc: usize, pos: (u32, u32) },
+    Edit {
+        doc: usize,
+        version: i32,
+        changes: Vec<Change>,
+    },
+    Inline {
+        doc: usize,
+        pos: (u32, u32),
+    },
+    Popup {
+        doc: usize,
+        pos: (u32, u32),
+    },
     /// Cancels the request sent `back` requests ago (0 = the latest).
-    Cancel { back: usize },
+    Cancel {
+        back: usize,
+    },
 }
 
 struct Plan {
@@ -105,10 +117,9 @@ fn message(op: &Op) -> (&'static str, Value) {
             "textDocument/inlineCompletion",
             json!({"textDocument": {"uri": DOCS[*doc].0}, "position": {"line": pos.0, "character": pos.1}, "context": {"triggerKind": 2}}),
         ),
-        Op::Popup { doc, pos } => (
-            "textDocument/completion",
-            json!({"textDocument": {"uri": DOCS[*doc].0}, "position": {"line": pos.0, "character": pos.1}}),
-        ),
+        Op::Popup { doc, pos } => {
+            ("textDocument/completion", json!({"textDocument": {"uri": DOCS[*doc].0}, "position": {"line": pos.0, "character": pos.1}}))
+        }
         Op::Cancel { .. } => ("$/cancelRequest", Value::Null),
     }
 }
@@ -263,9 +274,15 @@ fn thousands_of_random_edits_and_requests_against_the_real_binary() {
 
     // The same server, now with the real model: it still completes.
     let model = test_model();
-    c.notify("workspace/didChangeConfiguration", json!({"settings": {"inkling": {"modelPath": model, "maxNewTokens": 16, "timeBudgetMs": 30000}}}));
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"inkling": {"modelPath": model, "maxNewTokens": 16, "timeBudgetMs": 30000}}}),
+    );
     let now_using = c.wait_for(
-        |m| m["method"] == "window/showMessage" && m["params"]["message"].as_str().is_some_and(|s| s.contains("now using") || s.contains("could not")),
+        |m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["message"].as_str().is_some_and(|s| s.contains("now using") || s.contains("could not"))
+        },
         Duration::from_secs(180),
     );
     let msg = now_using.expect("the real model loads");

@@ -50,7 +50,8 @@ pub struct DatasetArgs {
 
 pub fn run(args: DatasetArgs) -> Result<ExitCode> {
     let model = args.model.clone().or_else(models::default_model).context("no model given and no cache folder ($HOME unset)")?;
-    let (_, tokenizer) = Qwen2::load(&model, &Device::Cpu, 1).with_context(|| format!("cannot load the tokenizer of {}\nhint: {}", model.display(), models::FETCH_HINT))?;
+    let (_, tokenizer) = Qwen2::load(&model, &Device::Cpu, 1)
+        .with_context(|| format!("cannot load the tokenizer of {}\nhint: {}", model.display(), models::FETCH_HINT))?;
     let mut settings = Settings { cross_file_context: false, ..Settings::default() };
     if let Some(n) = args.max_prefix_tokens {
         settings.max_prefix_tokens = n;

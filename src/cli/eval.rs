@@ -87,12 +87,18 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     }
     let (names, comparisons) = plan(&args.config, &args.compare)?;
     let variants = names.iter().map(|s| Variant::parse(s, &model, &settings)).collect::<Result<Vec<_>>>()?;
-    let kinds = args
-        .kinds
-        .iter()
-        .map(|k| SpanKind::parse(k.trim()).with_context(|| format!("unknown kind `{k}`")))
-        .collect::<Result<Vec<_>>>()?;
-    let opts = EvalOptions { repo: args.repo, per_kind: args.per_kind, seed: args.seed, kinds, variants, comparisons, resamples: args.resamples, progress: !args.quiet };
+    let kinds =
+        args.kinds.iter().map(|k| SpanKind::parse(k.trim()).with_context(|| format!("unknown kind `{k}`"))).collect::<Result<Vec<_>>>()?;
+    let opts = EvalOptions {
+        repo: args.repo,
+        per_kind: args.per_kind,
+        seed: args.seed,
+        kinds,
+        variants,
+        comparisons,
+        resamples: args.resamples,
+        progress: !args.quiet,
+    };
     let report = eval::run(&opts)?;
     print!("{}", eval::table(&report));
     let (json, png) = eval::write_outputs(&report, &args.out)?;

@@ -5,6 +5,9 @@
 //! Standard output belongs to the LSP transport in `serve`, and to each tool's documented output
 //! otherwise; logs always go to standard error (or `--log-file`).
 
+// The command line owns standard output: the LSP transport in `serve`, each tool's output otherwise.
+#![allow(clippy::print_stdout)]
+
 mod complete;
 mod dataset;
 mod eval;
@@ -16,7 +19,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::OPTION_DOCS;
 use crate::engine::{loader_with, EngineOptions};
-use crate::server::{read_first_message, run_stdio, threads_requested, ServerOptions};
+use crate::server::transport::read_first_frame;
+use crate::server::{serve, threads_requested, ServerOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "inkling", version, about = "A private code-completion language server that runs a code model locally")]
@@ -79,7 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
     // The server's `threads` setting arrives in `initialize`: read that first message now, so
     // the thread count is set once, here, before any other thread exists.
     let (read_already, first) = match command {
-        Command::Serve { .. } => read_first_message(),
+        Command::Serve { .. } => read_first_frame(&mut std::io::stdin().lock()),
         _ => (Vec::new(), None),
     };
     let from_client = first.as_ref().and_then(threads_requested).filter(|_| std::env::var_os("CANDLE_NUM_THREADS").is_none());
@@ -104,7 +108,9 @@ pub fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(run_stdio(options, read_already));
+            // What was read before the runtime started is served first, then the rest of stdin.
+            let input = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(read_already), tokio::io::stdin());
+            runtime.block_on(serve(options, input, tokio::io::stdout()));
             // The engine thread may be mid-token; do not wait for it.
             runtime.shutdown_background();
             ExitCode::SUCCESS

@@ -233,7 +233,10 @@ mod tests {
 
     #[test]
     fn budgets_that_cannot_fit_the_cache_are_refused() {
-        let err = Options::from_json(&json!({"maxPrefixTokens": 3000, "maxSuffixTokens": 1000})).unwrap().validate(&Settings::default()).unwrap_err();
+        let err = Options::from_json(&json!({"maxPrefixTokens": 3000, "maxSuffixTokens": 1000}))
+            .unwrap()
+            .validate(&Settings::default())
+            .unwrap_err();
         assert!(matches!(err, SettingsError::TooManyTokens { .. }), "{err}");
         assert!(err.to_string().contains("maxPrefixTokens"));
     }

@@ -2,6 +2,7 @@
 
 use crate::config::{Multiline, Settings};
 use crate::session::Snapshot;
+use crate::syntax::Opener;
 
 use super::CursorLine;
 
@@ -50,7 +51,7 @@ pub(super) fn decide(snapshot: &Snapshot, offset: usize, line: &CursorLine, sett
         Multiline::Always => Mode::MultiLine,
         Multiline::Auto if line.head.trim().is_empty() => Mode::MultiLine,
         Multiline::Auto => {
-            if line.tail.trim().is_empty() && crate::syntax::opens_block(&line.head) {
+            if line.tail.trim().is_empty() && crate::syntax::opener(&line.head).is_some_and(Opener::starts_body) {
                 Mode::MultiLine
             } else {
                 Mode::SingleLine

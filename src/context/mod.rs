@@ -162,6 +162,6 @@ fn floor_boundary(text: &Rope, at: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod snapshots;
+#[cfg(test)]
+mod tests;

@@ -98,12 +98,7 @@ fn typescript_rules() {
 fn go_rules() {
     check(
         Language::Go,
-        &[
-            "func f() int {\n\t$0\n}\n",
-            "func f() {$0\n}\n",
-            "func f() {\n\tx := g()$0\n\ty := 2\n}\n",
-            "var s = \"hi $0\"\n",
-        ],
+        &["func f() int {\n\t$0\n}\n", "func f() {$0\n}\n", "func f() {\n\tx := g()$0\n\ty := 2\n}\n", "var s = \"hi $0\"\n"],
         expect![[r#"
             MultiLine | head "\t" | tail "" | Tabs
             MultiLine | head "func f() {" | tail "" | Spaces(4)

@@ -12,10 +12,10 @@ use std::collections::{HashMap, HashSet};
 
 use tree_sitter::Node;
 
-use crate::rng::Rng;
 use super::sample::{ParsedFile, Span};
 use super::walk::SourceFile;
 use crate::crossfile::defs;
+use crate::rng::Rng;
 use crate::session::{Document, DocumentLimits};
 use crate::syntax::{for_each_node, Language};
 
@@ -26,10 +26,15 @@ pub type ForeignNames = HashMap<Language, HashSet<String>>;
 pub fn names_defined_in<'a>(files: impl IntoIterator<Item = &'a SourceFile>) -> ForeignNames {
     let mut names = ForeignNames::new();
     for file in files {
-        let Some(tree) = Document::open(&file.path, file.language, &file.text, 0, &DocumentLimits::default()).ok().and_then(|d| d.snapshot().tree) else {
+        let Some(tree) =
+            Document::open(&file.path, file.language, &file.text, 0, &DocumentLimits::default()).ok().and_then(|d| d.snapshot().tree)
+        else {
             continue;
         };
-        names.entry(file.language).or_default().extend(defs::extract(file.language, &file.text, &tree).into_iter().map(|d| d.name).filter(|n| !is_dunder(n)));
+        names
+            .entry(file.language)
+            .or_default()
+            .extend(defs::extract(file.language, &file.text, &tree).into_iter().map(|d| d.name).filter(|n| !is_dunder(n)));
     }
     names
 }
@@ -55,11 +60,7 @@ pub(super) fn uses(file: &ParsedFile<'_>, foreign: &ForeignNames, rng: &mut Rng)
             per_line[row].push(node.start_byte());
         }
     });
-    per_line
-        .iter()
-        .enumerate()
-        .filter_map(|(row, starts)| rng.pick(starts).map(|&start| Span { start, end: file.line_end(row) }))
-        .collect()
+    per_line.iter().enumerate().filter_map(|(row, starts)| rng.pick(starts).map(|&start| Span { start, end: file.line_end(row) })).collect()
 }
 
 /// An identifier leaf (plain, field, property, type or package identifier).

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 use tree_sitter::{Node, Tree};
 
 use super::cross_file::ForeignNames;
-use crate::rng::Rng;
 use super::walk::SourceFile;
 use crate::config::Settings;
 use crate::context::{self, Decision};
+use crate::rng::Rng;
 use crate::session::{ByteOffset, Document, DocumentLimits};
 use crate::syntax::{for_each_node, Language};
 
@@ -40,7 +40,8 @@ pub enum SpanKind {
 
 impl SpanKind {
     /// The kinds the evaluation reports, in table order.
-    pub const EVAL: [SpanKind; 6] = [SpanKind::RestOfLine, SpanKind::Node, SpanKind::Block, SpanKind::RandomSpan, SpanKind::Empty, SpanKind::CrossFile];
+    pub const EVAL: [SpanKind; 6] =
+        [SpanKind::RestOfLine, SpanKind::Node, SpanKind::Block, SpanKind::RandomSpan, SpanKind::Empty, SpanKind::CrossFile];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -141,9 +142,8 @@ pub struct ParsedFile<'a> {
 impl<'a> ParsedFile<'a> {
     /// Parses with the same document code the server uses.
     pub fn new(file: &'a SourceFile) -> ParsedFile<'a> {
-        let tree = Document::open(&file.path, file.language, &file.text, 0, &DocumentLimits::default())
-            .ok()
-            .and_then(|d| d.snapshot().tree);
+        let tree =
+            Document::open(&file.path, file.language, &file.text, 0, &DocumentLimits::default()).ok().and_then(|d| d.snapshot().tree);
         let mut lines = Vec::new();
         let mut start = 0;
         for piece in file.text.split_inclusive('\n') {
@@ -223,12 +223,8 @@ impl<'a> ParsedFile<'a> {
         let (start, end) = self.lines[i];
         let first = start + indent_len(self.line(i));
         let text = &self.file.text;
-        let cursors: Vec<usize> = text[first..end]
-            .char_indices()
-            .skip(1)
-            .map(|(k, _)| first + k)
-            .filter(|&p| !text[p..end].trim().is_empty())
-            .collect();
+        let cursors: Vec<usize> =
+            text[first..end].char_indices().skip(1).map(|(k, _)| first + k).filter(|&p| !text[p..end].trim().is_empty()).collect();
         rng.pick(&cursors).map(|&p| Span { start: p, end })
     }
 
@@ -264,7 +260,13 @@ impl<'a> ParsedFile<'a> {
         let starts: Vec<usize> = text[first..line_end].char_indices().map(|(k, _)| first + k).collect();
         let start = *rng.pick(&starts)?;
         let roll = rng.unit();
-        let extra = if roll < 0.6 { 0 } else if roll < 0.85 { 1 } else { 2 };
+        let extra = if roll < 0.6 {
+            0
+        } else if roll < 0.85 {
+            1
+        } else {
+            2
+        };
         let m = if i + extra < self.lines.len() { i + extra } else { i };
         let (m_start, m_end) = self.lines[m];
         let mut ends = vec![m_end];

@@ -6,8 +6,8 @@ use super::fixture::fixture_copy;
 use super::sample::pick;
 use super::split::heldout_count;
 use super::*;
-use crate::rng;
 use crate::config::Settings;
+use crate::rng;
 
 #[test]
 fn filters_drop_what_is_not_hand_written_code() {
@@ -105,7 +105,7 @@ fn sampling_by_kind_is_deterministic_and_server_realistic() {
     let dir = fixture_copy();
     let corpus = Corpus::load(dir.path()).unwrap();
     let foreign = cross_file::names_defined_in(corpus.train());
-    let parsed: Vec<ParsedFile> = corpus.heldout().map(|f| ParsedFile::new(f).with_foreign_names(&foreign)).collect();
+    let parsed: Vec<ParsedFile<'_>> = corpus.heldout().map(|f| ParsedFile::new(f).with_foreign_names(&foreign)).collect();
     let settings = Settings::default();
     let take = |kind, n| pick(&parsed, kind, n, 7, &mut |s: &Sample| s.server_completes(&settings));
     let mut all = String::new();
@@ -170,7 +170,8 @@ fn spans_of_each_kind_have_their_shape() {
 
 #[test]
 fn cross_file_spans_start_at_names_other_files_define() {
-    let file = |path: &str, text: &str| SourceFile { path: path.into(), language: crate::syntax::Language::Python, text: text.into(), changed: 0 };
+    let file =
+        |path: &str, text: &str| SourceFile { path: path.into(), language: crate::syntax::Language::Python, text: text.into(), changed: 0 };
     let lib = file("lib.py", "def compute_total(items):\n    return sum(items)\n\nclass Store:\n    def fetch(self, key):\n        return key\n\n    def __init__(self):\n        pass\n");
     let app = file(
         "app.py",
@@ -183,7 +184,8 @@ fn cross_file_spans_start_at_names_other_files_define() {
     assert!(!foreign.contains_key(&crate::syntax::Language::Rust), "names are per language");
     let parsed = ParsedFile::new(&app).with_foreign_names(&foreign);
     let mut rng = rng::Rng::new(3);
-    let targets: Vec<String> = parsed.candidates(SpanKind::CrossFile, &mut rng).iter().map(|s| app.text[s.start..s.end].to_string()).collect();
+    let targets: Vec<String> =
+        parsed.candidates(SpanKind::CrossFile, &mut rng).iter().map(|s| app.text[s.start..s.end].to_string()).collect();
     // One use per line; `fetch` is defined in app.py too, `helper` only there, and the comment
     // is not code.
     let import_line = ["Store", "compute_total, Store"];

@@ -133,16 +133,25 @@ impl<'s> Walk<'s> {
                 return;
             }
             (C | Cpp, "preproc_ifdef" | "preproc_if" | "preproc_else" | "preproc_elif" | "linkage_specification" | "declaration_list")
-            | (Java, "enum_body_declarations") | (TypeScript | Tsx, "expression_statement") => {
+            | (Java, "enum_body_declarations")
+            | (TypeScript | Tsx, "expression_statement") => {
                 self.children(node, container, depth);
                 return;
             }
-            (Rust, "function_item") | (Python, "function_definition") | (Go, "function_declaration")
+            (Rust, "function_item")
+            | (Python, "function_definition")
+            | (Go, "function_declaration")
             | (JavaScript | TypeScript | Tsx, "function_declaration" | "generator_function_declaration" | "function_signature")
             | (C | Cpp, "function_definition") => {
-                if in_class { DefKind::Method } else { DefKind::Function }
+                if in_class {
+                    DefKind::Method
+                } else {
+                    DefKind::Function
+                }
             }
-            (Rust, "function_signature_item") | (Go, "method_declaration") | (Java, "method_declaration")
+            (Rust, "function_signature_item")
+            | (Go, "method_declaration")
+            | (Java, "method_declaration")
             | (JavaScript | TypeScript | Tsx, "method_definition" | "abstract_method_signature") => DefKind::Method,
             (Rust, "struct_item" | "union_item") => DefKind::Struct,
             (Rust, "enum_item") | (TypeScript | Tsx, "enum_declaration") | (Java, "enum_declaration") => DefKind::Enum,
@@ -152,18 +161,27 @@ impl<'s> Walk<'s> {
             (Rust, "const_item" | "static_item") => DefKind::Const,
             (Rust, "macro_definition") | (C | Cpp, "preproc_function_def") => DefKind::Macro,
             (C | Cpp, "preproc_def") if !in_class => DefKind::Const,
-            (Python, "class_definition") | (JavaScript | TypeScript | Tsx, "class_declaration" | "abstract_class_declaration" | "class")
-            | (Java, "class_declaration" | "record_declaration") | (Cpp, "class_specifier") => DefKind::Class,
-            (TypeScript | Tsx, "interface_declaration") | (Java, "interface_declaration" | "annotation_type_declaration") => DefKind::Interface,
+            (Python, "class_definition")
+            | (JavaScript | TypeScript | Tsx, "class_declaration" | "abstract_class_declaration" | "class")
+            | (Java, "class_declaration" | "record_declaration")
+            | (Cpp, "class_specifier") => DefKind::Class,
+            (TypeScript | Tsx, "interface_declaration") | (Java, "interface_declaration" | "annotation_type_declaration") => {
+                DefKind::Interface
+            }
             (C | Cpp, "struct_specifier" | "union_specifier") if node.child_by_field_name("body").is_some() => {
-                if self.language == Cpp && has_function_member(node) { DefKind::Class } else { DefKind::Struct }
+                if self.language == Cpp && has_function_member(node) {
+                    DefKind::Class
+                } else {
+                    DefKind::Struct
+                }
             }
             (C | Cpp, "enum_specifier") if node.child_by_field_name("body").is_some() => DefKind::Enum,
             (C | Cpp, "type_definition") => return self.typedef(node, range),
             (C | Cpp, "declaration" | "field_declaration") => return self.c_declaration(node, range, container, depth),
             (Go, "type_declaration" | "const_declaration") => {
                 let mut cursor = node.walk();
-                let specs: Vec<Node<'n>> = node.named_children(&mut cursor).filter(|n| n.kind().ends_with("_spec") || n.kind() == "type_alias").collect();
+                let specs: Vec<Node<'n>> =
+                    node.named_children(&mut cursor).filter(|n| n.kind().ends_with("_spec") || n.kind() == "type_alias").collect();
                 let single = specs.len() == 1;
                 for spec in specs {
                     let kind = match spec.child_by_field_name("type").map(|t| t.kind()) {
@@ -218,13 +236,7 @@ impl<'s> Walk<'s> {
             snippet::head(&self.src, node, range, container.map(|c| c.node))
         };
         self.bytes += snippet.len();
-        self.out.push(Definition {
-            name,
-            kind,
-            start_line: range.start_position().row as u32,
-            end_line: last_row(range) as u32,
-            snippet,
-        });
+        self.out.push(Definition { name, kind, start_line: range.start_position().row as u32, end_line: last_row(range) as u32, snippet });
     }
 
     fn name_of(&self, node: Node<'_>, kind: DefKind) -> Option<String> {
@@ -305,7 +317,11 @@ impl<'s> Walk<'s> {
 /// The last row holding text of `node` (a node ending with its line break ends at column 0).
 pub(crate) fn last_row(node: Node<'_>) -> usize {
     let end = node.end_position();
-    if end.column == 0 && end.row > node.start_position().row { end.row - 1 } else { end.row }
+    if end.column == 0 && end.row > node.start_position().row {
+        end.row - 1
+    } else {
+        end.row
+    }
 }
 
 fn last_named_child(node: Node<'_>) -> Option<Node<'_>> {
@@ -318,8 +334,13 @@ fn declarator_name(node: Node<'_>) -> Option<Node<'_>> {
     let mut node = node;
     for _ in 0..16 {
         match node.kind() {
-            "identifier" | "field_identifier" | "type_identifier" | "qualified_identifier"
-            | "destructor_name" | "operator_name" | "primitive_type" => return Some(node),
+            "identifier"
+            | "field_identifier"
+            | "type_identifier"
+            | "qualified_identifier"
+            | "destructor_name"
+            | "operator_name"
+            | "primitive_type" => return Some(node),
             _ => node = node.child_by_field_name("declarator").or_else(|| node.named_child(0))?,
         }
     }
@@ -344,9 +365,8 @@ fn contains_function_declarator(node: Node<'_>) -> bool {
 fn has_function_member(node: Node<'_>) -> bool {
     let Some(body) = node.child_by_field_name("body") else { return false };
     let mut cursor = body.walk();
-    let found = body.named_children(&mut cursor).any(|m| {
-        m.kind() == "function_definition"
-            || m.child_by_field_name("declarator").is_some_and(contains_function_declarator)
-    });
+    let found = body
+        .named_children(&mut cursor)
+        .any(|m| m.kind() == "function_definition" || m.child_by_field_name("declarator").is_some_and(contains_function_declarator));
     found
 }

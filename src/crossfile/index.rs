@@ -54,8 +54,6 @@ struct FileEntry {
     origin: Origin,
 }
 
-
-
 #[derive(Default)]
 struct Inner {
     files: HashMap<Arc<str>, FileEntry>,
@@ -101,7 +99,14 @@ impl Index {
 
     /// Replaces `path`'s definitions (an empty list still records the file as indexed) and
     /// windows (dropped when they do not fit their cap).
-    pub(crate) fn insert(&self, path: &str, language: Language, defs: Vec<Definition>, windows: Option<FileWindows>, origin: Origin) -> Insert {
+    pub(crate) fn insert(
+        &self,
+        path: &str,
+        language: Language,
+        defs: Vec<Definition>,
+        windows: Option<FileWindows>,
+        origin: Origin,
+    ) -> Insert {
         let bytes = path.len() + defs.iter().map(|d| d.name.len() + d.snippet.len() + DEF_OVERHEAD).sum::<usize>();
         let mut inner = self.write();
         let old = inner.files.get(path).map(|e| (e.origin, e.bytes));
@@ -221,7 +226,13 @@ impl Index {
 
     pub(crate) fn stats(&self) -> IndexStats {
         let inner = self.read();
-        IndexStats { files: inner.files.len(), definitions: inner.definitions, bytes: inner.bytes, window_bytes: inner.window_bytes, truncated: inner.truncated }
+        IndexStats {
+            files: inner.files.len(),
+            definitions: inner.definitions,
+            bytes: inner.bytes,
+            window_bytes: inner.window_bytes,
+            truncated: inner.truncated,
+        }
     }
 }
 

@@ -48,26 +48,161 @@ pub(crate) fn identifiers(text: &str) -> Vec<(usize, &str)> {
 pub(crate) fn is_keyword(word: &str) -> bool {
     matches!(
         word,
-        "abstract" | "and" | "as" | "assert" | "async" | "auto" | "await" | "bool" | "boolean"
-            | "break" | "byte" | "case" | "catch" | "char" | "chan" | "class" | "const"
-            | "constexpr" | "continue" | "crate" | "def" | "default" | "defer" | "del"
-            | "delete" | "do" | "double" | "dyn" | "elif" | "else" | "enum" | "except"
-            | "export" | "extends" | "extern" | "false" | "False" | "final" | "finally"
-            | "float" | "fn" | "for" | "from" | "func" | "function" | "global" | "go"
-            | "goto" | "if" | "impl" | "implements" | "import" | "in" | "include" | "int"
-            | "interface" | "is" | "lambda" | "let" | "long" | "loop" | "map" | "match"
-            | "mod" | "move" | "mut" | "namespace" | "new" | "nil" | "None" | "nonlocal"
-            | "not" | "null" | "nullptr" | "or" | "package" | "pass" | "private"
-            | "protected" | "pub" | "public" | "raise" | "range" | "ref" | "return" | "self"
-            | "Self" | "short" | "signed" | "sizeof" | "static" | "str" | "string" | "struct"
-            | "super" | "switch" | "template" | "this" | "throw" | "throws" | "trait"
-            | "true" | "True" | "try" | "type" | "typedef" | "typename" | "typeof"
-            | "undefined" | "union" | "unsafe" | "unsigned" | "use" | "using" | "var"
-            | "virtual" | "void" | "volatile" | "where" | "while" | "with" | "yield"
-            | "usize" | "isize" | "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32"
-            | "i64" | "f32" | "f64" | "number" | "any" | "of" | "let_" | "std" | "len"
-            | "print" | "println" | "Some" | "Ok" | "Err" | "Option" | "Result" | "String"
-            | "Vec" | "error" | "err" | "define" | "ifdef" | "ifndef" | "endif"
+        "abstract"
+            | "and"
+            | "as"
+            | "assert"
+            | "async"
+            | "auto"
+            | "await"
+            | "bool"
+            | "boolean"
+            | "break"
+            | "byte"
+            | "case"
+            | "catch"
+            | "char"
+            | "chan"
+            | "class"
+            | "const"
+            | "constexpr"
+            | "continue"
+            | "crate"
+            | "def"
+            | "default"
+            | "defer"
+            | "del"
+            | "delete"
+            | "do"
+            | "double"
+            | "dyn"
+            | "elif"
+            | "else"
+            | "enum"
+            | "except"
+            | "export"
+            | "extends"
+            | "extern"
+            | "false"
+            | "False"
+            | "final"
+            | "finally"
+            | "float"
+            | "fn"
+            | "for"
+            | "from"
+            | "func"
+            | "function"
+            | "global"
+            | "go"
+            | "goto"
+            | "if"
+            | "impl"
+            | "implements"
+            | "import"
+            | "in"
+            | "include"
+            | "int"
+            | "interface"
+            | "is"
+            | "lambda"
+            | "let"
+            | "long"
+            | "loop"
+            | "map"
+            | "match"
+            | "mod"
+            | "move"
+            | "mut"
+            | "namespace"
+            | "new"
+            | "nil"
+            | "None"
+            | "nonlocal"
+            | "not"
+            | "null"
+            | "nullptr"
+            | "or"
+            | "package"
+            | "pass"
+            | "private"
+            | "protected"
+            | "pub"
+            | "public"
+            | "raise"
+            | "range"
+            | "ref"
+            | "return"
+            | "self"
+            | "Self"
+            | "short"
+            | "signed"
+            | "sizeof"
+            | "static"
+            | "str"
+            | "string"
+            | "struct"
+            | "super"
+            | "switch"
+            | "template"
+            | "this"
+            | "throw"
+            | "throws"
+            | "trait"
+            | "true"
+            | "True"
+            | "try"
+            | "type"
+            | "typedef"
+            | "typename"
+            | "typeof"
+            | "undefined"
+            | "union"
+            | "unsafe"
+            | "unsigned"
+            | "use"
+            | "using"
+            | "var"
+            | "virtual"
+            | "void"
+            | "volatile"
+            | "where"
+            | "while"
+            | "with"
+            | "yield"
+            | "usize"
+            | "isize"
+            | "u8"
+            | "u16"
+            | "u32"
+            | "u64"
+            | "i8"
+            | "i16"
+            | "i32"
+            | "i64"
+            | "f32"
+            | "f64"
+            | "number"
+            | "any"
+            | "of"
+            | "let_"
+            | "std"
+            | "len"
+            | "print"
+            | "println"
+            | "Some"
+            | "Ok"
+            | "Err"
+            | "Option"
+            | "Result"
+            | "String"
+            | "Vec"
+            | "error"
+            | "err"
+            | "define"
+            | "ifdef"
+            | "ifndef"
+            | "endif"
     )
 }
 
@@ -124,8 +259,7 @@ fn locals_declared<'a>(window: &'a str, words: &[(usize, &'a str)]) -> HashSet<&
         }
         let previous = i.checked_sub(1).map(|p| words[p].1);
         let line_head = window[..at].rsplit('\n').next().unwrap_or("");
-        let declared = matches!(previous, Some("let" | "var" | "const" | "for" | "mut"))
-            && !line_head.trim_end().ends_with('.')
+        let declared = matches!(previous, Some("let" | "var" | "const" | "for" | "mut")) && !line_head.trim_end().ends_with('.')
             || rest.starts_with(":=")
             || (line_head.trim().is_empty() && rest.starts_with('=') && !rest.starts_with("=="));
         if declared {
@@ -138,12 +272,7 @@ fn locals_declared<'a>(window: &'a str, words: &[(usize, &'a str)]) -> HashSet<&
 
 /// The identifier characters that end `text_before` (the word being typed), if any.
 pub(crate) fn partial_word(text_before: &str) -> &str {
-    let start = text_before
-        .char_indices()
-        .rev()
-        .take_while(|(_, c)| is_ident_char(*c))
-        .last()
-        .map_or(text_before.len(), |(i, _)| i);
+    let start = text_before.char_indices().rev().take_while(|(_, c)| is_ident_char(*c)).last().map_or(text_before.len(), |(i, _)| i);
     &text_before[start..]
 }
 
@@ -329,8 +458,24 @@ pub(crate) fn import_segments(imports: &[String]) -> HashSet<String> {
             let word = word.to_lowercase();
             let noise = matches!(
                 word.as_str(),
-                "crate" | "self" | "super" | "std" | "core" | "alloc" | "h" | "hpp" | "js" | "ts"
-                    | "py" | "com" | "org" | "net" | "java" | "javax" | "github" | "www"
+                "crate"
+                    | "self"
+                    | "super"
+                    | "std"
+                    | "core"
+                    | "alloc"
+                    | "h"
+                    | "hpp"
+                    | "js"
+                    | "ts"
+                    | "py"
+                    | "com"
+                    | "org"
+                    | "net"
+                    | "java"
+                    | "javax"
+                    | "github"
+                    | "www"
             );
             if !noise && word.len() >= 2 {
                 out.insert(word);
@@ -368,12 +513,27 @@ mod tests {
 
     #[test]
     fn imports_per_language() {
-        assert_eq!(imports_of(Language::Python, "import os.path as p, sys\nfrom .billing.tax import compute_tax, Rate as R\n"), vec!["os.path", "sys", ".billing.tax", ".billing.tax.compute_tax", ".billing.tax.Rate"]);
-        assert_eq!(imports_of(Language::Rust, "use crate::geometry::{\n    Point,\n    origin,\n};\nmod shapes;\n"), vec!["crate::geometry::{ Point, origin, }", "shapes"]);
-        assert_eq!(imports_of(Language::TypeScript, "import { a,\n b } from './format';\nconst x = require(\"lodash\");\n"), vec!["./format", "lodash"]);
-        assert_eq!(imports_of(Language::Go, "import (\n\t\"fmt\"\n\tsh \"example.com/app/shapes\"\n)\nimport \"os\"\n"), vec!["fmt", "example.com/app/shapes", "os"]);
+        assert_eq!(
+            imports_of(Language::Python, "import os.path as p, sys\nfrom .billing.tax import compute_tax, Rate as R\n"),
+            vec!["os.path", "sys", ".billing.tax", ".billing.tax.compute_tax", ".billing.tax.Rate"]
+        );
+        assert_eq!(
+            imports_of(Language::Rust, "use crate::geometry::{\n    Point,\n    origin,\n};\nmod shapes;\n"),
+            vec!["crate::geometry::{ Point, origin, }", "shapes"]
+        );
+        assert_eq!(
+            imports_of(Language::TypeScript, "import { a,\n b } from './format';\nconst x = require(\"lodash\");\n"),
+            vec!["./format", "lodash"]
+        );
+        assert_eq!(
+            imports_of(Language::Go, "import (\n\t\"fmt\"\n\tsh \"example.com/app/shapes\"\n)\nimport \"os\"\n"),
+            vec!["fmt", "example.com/app/shapes", "os"]
+        );
         assert_eq!(imports_of(Language::C, "#include <stdio.h>\n# include \"util/str.h\"\n"), vec!["stdio.h", "util/str.h"]);
-        assert_eq!(imports_of(Language::Java, "import static com.acme.Money.of;\nimport java.util.List;\n"), vec!["com.acme.Money.of", "java.util.List"]);
+        assert_eq!(
+            imports_of(Language::Java, "import static com.acme.Money.of;\nimport java.util.List;\n"),
+            vec!["com.acme.Money.of", "java.util.List"]
+        );
         let segments = import_segments(&["crate::billing::{tax, Rate}".to_owned(), "./format.js".to_owned()]);
         let mut segments: Vec<_> = segments.into_iter().collect();
         segments.sort();

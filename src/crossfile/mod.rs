@@ -213,7 +213,11 @@ impl CrossFile {
     /// `progress(done, total)` from that thread about every 1% (for `$/progress`). A run
     /// already going is cancelled. Chunk paths are shown relative to `root` from now on.
     /// Fails only when the thread cannot be started.
-    pub fn index_workspace(&self, root: impl Into<PathBuf>, mut progress: impl FnMut(usize, usize) + Send + 'static) -> std::io::Result<IndexJob> {
+    pub fn index_workspace(
+        &self,
+        root: impl Into<PathBuf>,
+        mut progress: impl FnMut(usize, usize) + Send + 'static,
+    ) -> std::io::Result<IndexJob> {
         let root: PathBuf = root.into();
         *self.inner.root.write().unwrap_or_else(|p| p.into_inner()) = Some(root.to_string_lossy().into_owned());
         let cancel = Arc::new(AtomicBool::new(false));

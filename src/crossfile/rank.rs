@@ -72,10 +72,18 @@ const QUERY_LINES_AFTER: usize = 5;
 /// Where a retrieved chunk came from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChunkSource {
-    Definition { name: String, kind: DefKind, exact: bool },
-    Recent { edited: bool },
+    Definition {
+        name: String,
+        kind: DefKind,
+        exact: bool,
+    },
+    Recent {
+        edited: bool,
+    },
     /// Code like the lines above the cursor, and what follows it (Jaccard `similarity`).
-    Similar { similarity: f32 },
+    Similar {
+        similarity: f32,
+    },
 }
 
 /// A selected chunk with its score, in selection (best-first) order.
@@ -212,7 +220,8 @@ fn add_similar(index: &Index, query: &Query, root: Option<&str>, out: &mut Vec<C
     if wanted.len() < 3 {
         return;
     }
-    let mut paths: Vec<Arc<str>> = out.iter().rev().filter(|c| matches!(c.source, ChunkSource::Recent { .. })).map(|c| c.path.clone()).collect();
+    let mut paths: Vec<Arc<str>> =
+        out.iter().rev().filter(|c| matches!(c.source, ChunkSource::Recent { .. })).map(|c| c.path.clone()).collect();
     paths.extend(out.iter().filter(|c| !matches!(c.source, ChunkSource::Recent { .. })).map(|c| c.path.clone()));
     let mut found: Vec<(similar::Match, similar::WindowsOfFile)> = Vec::new();
     for file in index.windows(&paths, folder(&query.path), MAX_SIMILAR_FILES) {
@@ -292,9 +301,7 @@ pub(crate) fn select(index: &Index, recent: &[RecentChunk], query: &Query, root:
     let sticky = |c: &Candidate| if shown.contains(&identity(&c.display, &c.text)) { W_STICKY } else { 0.0 };
     let mut scored: Vec<(f32, Candidate)> =
         candidates.into_iter().zip(lexical).map(|(c, l)| (c.meta + W_BM25 * l + sticky(&c), c)).collect();
-    scored.sort_by(|(a, x), (b, y)| {
-        b.total_cmp(a).then_with(|| x.display.cmp(&y.display)).then_with(|| x.start.cmp(&y.start))
-    });
+    scored.sort_by(|(a, x), (b, y)| b.total_cmp(a).then_with(|| x.display.cmp(&y.display)).then_with(|| x.start.cmp(&y.start)));
     let mut left = query.budget_bytes;
     let mut chosen: Vec<ScoredChunk> = Vec::new();
     let mut ranges: Vec<(Arc<str>, usize, usize)> = Vec::new();
@@ -306,7 +313,8 @@ pub(crate) fn select(index: &Index, recent: &[RecentChunk], query: &Query, root:
         // code, so any overlap with a chosen chunk would show lines twice.
         let similar = matches!(candidate.source, ChunkSource::Similar { .. });
         let inside = ranges.iter().any(|(p, s, e)| {
-            *p == candidate.path && if similar { *s < candidate.end && candidate.start < *e } else { *s <= candidate.start && candidate.end <= *e }
+            *p == candidate.path
+                && if similar { *s < candidate.end && candidate.start < *e } else { *s <= candidate.start && candidate.end <= *e }
         });
         let chunk = ContextChunk { path: candidate.display, text: candidate.text };
         let cost = chunk_cost(&chunk);

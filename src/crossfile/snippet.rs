@@ -137,7 +137,8 @@ pub(crate) fn head(src: &Source<'_>, node: Node<'_>, range: Node<'_>, container:
         push_line(&mut out, src.line(row));
     }
     if last < end {
-        let body_indent = node.child_by_field_name("body").and_then(|b| b.named_child(0)).map(|s| indent_of(src.line(s.start_position().row)).to_owned());
+        let body_indent =
+            node.child_by_field_name("body").and_then(|b| b.named_child(0)).map(|s| indent_of(src.line(s.start_position().row)).to_owned());
         let indent = body_indent.filter(|i| !i.is_empty()).unwrap_or_else(|| format!("{}    ", indent_of(src.line(start))));
         out.push_str(&src.ellipsis(&indent));
         out.push('\n');

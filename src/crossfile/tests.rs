@@ -26,8 +26,16 @@ fn indexes_exactly_the_expected_files_and_definitions() {
     assert_eq!(
         files,
         vec![
-            "/billing/report.py", "/billing/tax.py", "/cpp/vec.hpp", "/go/main.go", "/go/shapes/shapes.go",
-            "/java/Money.java", "/src/geometry.rs", "/src/main.rs", "/web/app.ts", "/web/format.ts",
+            "/billing/report.py",
+            "/billing/tax.py",
+            "/cpp/vec.hpp",
+            "/go/main.go",
+            "/go/shapes/shapes.go",
+            "/java/Money.java",
+            "/src/geometry.rs",
+            "/src/main.rs",
+            "/web/app.ts",
+            "/web/format.ts",
         ]
     );
     // blob.c (binary), bundle.js (minified), latin1.py (not UTF-8) were found but skipped.
@@ -85,9 +93,8 @@ fn indexes_exactly_the_expected_files_and_definitions() {
 fn snippets_are_compact() {
     let (dir, cross, _) = indexed_fixture();
     let defs = cross.definitions_of(&path_in(&dir, "src/geometry.rs"));
-    let snippet = |name: &str, kind: DefKind| {
-        defs.iter().find(|d| d.name == name && d.kind == kind).map(|d| d.snippet.clone()).unwrap_or_default()
-    };
+    let snippet =
+        |name: &str, kind: DefKind| defs.iter().find(|d| d.name == name && d.kind == kind).map(|d| d.snippet.clone()).unwrap_or_default();
     expect_test::expect![[r#"
         impl Point {
             pub fn new(x: f64, y: f64) -> Point { ... }

@@ -155,7 +155,8 @@ fn one_retrieval_per_language() {
             def total(self) -> float:
                 subtotal = sum(line.amount for line in self.lines)
                 return subtotal + compute_tax(subtotal)
-    "#]].assert_eq(&render(&python));
+    "#]]
+    .assert_eq(&render(&python));
     let rust = cross.retrieve(&query_at_end(&dir, "src/main.rs", MAIN_RS, 1_500));
     expect_test::expect![[r#"
         === src/geometry.rs
@@ -195,7 +196,8 @@ fn one_retrieval_per_language() {
                 Point::new($x, $y)
             };
         }
-    "#]].assert_eq(&render(&rust));
+    "#]]
+    .assert_eq(&render(&rust));
     let typescript = cross.retrieve(&query_at_end(&dir, "web/app.ts", APP_TS, 1_500));
     expect_test::expect![[r#"
         === web/format.ts
@@ -231,7 +233,8 @@ fn one_retrieval_per_language() {
         }
         === web/format.ts
         export const toCents = (money: Money): Cents => Math.round(money.amount * 100);
-    "#]].assert_eq(&render(&typescript));
+    "#]]
+    .assert_eq(&render(&typescript));
     let go = cross.retrieve(&query_at_end(&dir, "go/main.go", MAIN_GO, 1_500));
     expect_test::expect![[r#"
         === go/shapes/shapes.go
@@ -257,7 +260,8 @@ fn one_retrieval_per_language() {
         func NewRect(w, h float64) Rect {
         	return Rect{W: w, H: h}
         }
-    "#]].assert_eq(&render(&go));
+    "#]]
+    .assert_eq(&render(&go));
     for chunks in [&python, &rust, &typescript, &go] {
         assert!(total_cost(chunks) <= 1_500);
     }

@@ -69,9 +69,7 @@ impl Parsers {
     pub(crate) fn definitions(&mut self, language: Language, text: &str) -> Option<Vec<Definition>> {
         let parser = match self.parsers.entry(language) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Parser::new(language).ok()?.with_budget(INDEX_PARSE_BUDGET))
-            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(Parser::new(language).ok()?.with_budget(INDEX_PARSE_BUDGET)),
         };
         let tree = parser.parse(&Rope::from_str(text), None)?;
         Some(defs::extract(language, text, &tree))
@@ -120,7 +118,10 @@ pub(crate) fn index_files(
                     Insert::OverMemory => {
                         report.truncated = true;
                         report.memory_cap_hit = true;
-                        tracing::warn!(indexed = report.indexed, "the workspace index reached its memory cap; the remaining files are not indexed");
+                        tracing::warn!(
+                            indexed = report.indexed,
+                            "the workspace index reached its memory cap; the remaining files are not indexed"
+                        );
                         progress(total, total);
                         break;
                     }

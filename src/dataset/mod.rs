@@ -29,13 +29,14 @@ use tokenizers::Tokenizer;
 
 use crate::config::Settings;
 use crate::context::Decision;
-use crate::rng::Rng;
 use crate::corpus::{Corpus, ParsedFile, Sample, SourceFile, SpanKind};
 use crate::pipeline;
 use crate::prompt::{self, SpecialTokens};
+use crate::rng::Rng;
 
 /// FIM span kinds and their shares among FIM examples.
-const FIM_MIX: [(SpanKind, f64); 4] = [(SpanKind::RestOfLine, 0.35), (SpanKind::Lines, 0.25), (SpanKind::Node, 0.25), (SpanKind::RandomSpan, 0.15)];
+const FIM_MIX: [(SpanKind, f64); 4] =
+    [(SpanKind::RestOfLine, 0.35), (SpanKind::Lines, 0.25), (SpanKind::Node, 0.25), (SpanKind::RandomSpan, 0.15)];
 /// Next-token windows: at most this many lines and bytes.
 const WINDOW_LINES: usize = 48;
 const WINDOW_BYTES: usize = 4000;
@@ -74,8 +75,15 @@ pub struct Example {
 pub fn fim_example(sample: &Sample, tokenizer: &Tokenizer, special: &SpecialTokens, settings: &Settings) -> Result<Option<Example>> {
     let Decision::Complete(ctx) = sample.gather(settings)? else { return Ok(None) };
     let request = pipeline::request_for(&ctx, settings);
-    let prompt = prompt::render(tokenizer, special, &request.text, request.budget).with_context(|| format!("cannot build the prompt for {}", sample.id))?;
-    Ok(Some(Example { prompt, completion: sample.target.clone(), kind: "fim".into(), span: sample.kind.name().into(), path: sample.path.clone() }))
+    let prompt = prompt::render(tokenizer, special, &request.text, request.budget)
+        .with_context(|| format!("cannot build the prompt for {}", sample.id))?;
+    Ok(Some(Example {
+        prompt,
+        completion: sample.target.clone(),
+        kind: "fim".into(),
+        span: sample.kind.name().into(),
+        path: sample.path.clone(),
+    }))
 }
 
 /// A window of whole lines split at a line: the prompt is the first part, the completion the rest.

@@ -94,10 +94,12 @@ fn build_keeps_heldout_files_out_of_training_and_the_manifest_matches() {
         let stats = &manifest.splits[name];
         assert_eq!(stats.examples, examples.len());
         assert_eq!(on_disk["splits"][name]["examples"].as_u64(), Some(examples.len() as u64));
-        let count = |f: fn(&Example) -> &String| examples.iter().fold(BTreeMap::new(), |mut m, e| {
-            *m.entry(f(e).clone()).or_insert(0usize) += 1;
-            m
-        });
+        let count = |f: fn(&Example) -> &String| {
+            examples.iter().fold(BTreeMap::new(), |mut m, e| {
+                *m.entry(f(e).clone()).or_insert(0usize) += 1;
+                m
+            })
+        };
         assert_eq!(stats.by_kind, count(|e| &e.kind));
         assert_eq!(stats.by_span, count(|e| &e.span));
         let tokens: usize = examples.iter().map(|e| token_count(&tokenizer, &e.prompt).unwrap()).sum();

@@ -20,8 +20,8 @@ mod vocab;
 mod worker;
 
 pub use backend::{default_device, load_backend, loader_with, Backend, EngineOptions, Loader};
-pub use qwen2_backend::{Qwen2Backend, DEFAULT_MAX_CONTEXT};
 pub use job::{CancelToken, GenerateRequest, Generated, StopReason};
+pub use qwen2_backend::{Qwen2Backend, DEFAULT_MAX_CONTEXT};
 
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
@@ -86,9 +86,7 @@ impl Engine {
     pub fn spawn(loader: Loader) -> Engine {
         let (tx, rx) = mpsc::channel();
         let (state_tx, state) = watch::channel(EngineState::Empty);
-        let spawned = std::thread::Builder::new()
-            .name("inkling-engine".into())
-            .spawn(move || worker::run(rx, loader, state_tx));
+        let spawned = std::thread::Builder::new().name("inkling-engine".into()).spawn(move || worker::run(rx, loader, state_tx));
         if let Err(e) = spawned {
             tracing::error!("could not start the engine thread: {e}");
         }

@@ -218,7 +218,11 @@ impl Qwen2Backend {
         // window never shrinks while it can grow.
         let b = request.budget;
         let at = |k: usize| {
-            let budget = Budget { max_prefix_tokens: b.max_prefix_tokens * k / STEPS, max_suffix_tokens: b.max_suffix_tokens * k / STEPS, max_context_tokens: 0 };
+            let budget = Budget {
+                max_prefix_tokens: b.max_prefix_tokens * k / STEPS,
+                max_suffix_tokens: b.max_suffix_tokens * k / STEPS,
+                max_context_tokens: 0,
+            };
             prompt::build(&self.tokenizer, &self.special, &request.text, budget)
         };
         let last = self.window_steps.clamp(MIN_STEPS, STEPS - 1);
@@ -310,7 +314,13 @@ impl Qwen2Backend {
 
 impl Decoding<'_> {
     /// Accepts one generated token; returns why to stop, if it is time.
-    fn accept(&mut self, tokenizer: &Tokenizer, token_bytes: &TokenBytes, special: &SpecialTokens, next: u32) -> Result<Option<StopReason>> {
+    fn accept(
+        &mut self,
+        tokenizer: &Tokenizer,
+        token_bytes: &TokenBytes,
+        special: &SpecialTokens,
+        next: u32,
+    ) -> Result<Option<StopReason>> {
         if special.is_stop(next) {
             return Ok(Some(StopReason::EndOfText));
         }
@@ -400,7 +410,13 @@ impl Backend for Qwen2Backend {
         let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let decode_started = Instant::now();
-        let mut state = Decoding { request, heal: &prompt.heal, pending_heal: prompt.heal.as_bytes().to_vec(), generated: Vec::new(), text: String::new() };
+        let mut state = Decoding {
+            request,
+            heal: &prompt.heal,
+            pending_heal: prompt.heal.as_bytes().to_vec(),
+            generated: Vec::new(),
+            text: String::new(),
+        };
         let mut drafted = 0usize;
         let mut accepted_drafts = 0usize;
         let mut drafting = true;

@@ -119,11 +119,7 @@ mod tests {
         let steps = plan(&cached, &prompt, 50, 32, prompt.len());
         assert_eq!(
             steps,
-            vec![
-                Step::Run { start: 50, end: 53 },
-                Step::Move { from: 50, to: 53, len: 101 },
-                Step::Run { start: 154, end: 155 },
-            ]
+            vec![Step::Run { start: 50, end: 53 }, Step::Move { from: 50, to: 53, len: 101 }, Step::Run { start: 154, end: 155 },]
         );
         assert_eq!(moved(&steps), 101);
         assert_eq!(rebuild(&cached, &prompt, 50, &steps), prompt);

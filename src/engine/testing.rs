@@ -20,15 +20,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
 /// Special tokens of the tiny vocabulary, in id order after the regular tokens.
-pub const TINY_SPECIAL_TOKENS: [&str; 7] = [
-    "<|endoftext|>",
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|file_sep|>",
-];
+pub const TINY_SPECIAL_TOKENS: [&str; 7] =
+    ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"];
 
 /// BPE merges of the tiny vocabulary (each result is also a token).
 const TINY_MERGES: [(&str, &str); 3] = [("Ġ", "Ġ"), ("e", "r"), ("ĠĠ", "ĠĠ")];
@@ -56,11 +49,7 @@ pub struct TinyOptions {
 
 impl Default for TinyOptions {
     fn default() -> Self {
-        Self {
-            quantized: true,
-            tied: true,
-            layers: LAYERS,
-        }
+        Self { quantized: true, tied: true, layers: LAYERS }
     }
 }
 
@@ -98,10 +87,7 @@ pub fn write_tiny_gguf(dir: &Path, seed: u64, opts: TinyOptions) -> anyhow::Resu
     let u32v = |v: usize| Value::U32(v as u32);
     let metadata: Vec<(&str, Value)> = vec![
         ("general.architecture", Value::String("qwen2".into())),
-        (
-            "general.name",
-            Value::String(format!("inkling tiny qwen2 (seed {seed})")),
-        ),
+        ("general.name", Value::String(format!("inkling tiny qwen2 (seed {seed})"))),
         ("qwen2.block_count", u32v(opts.layers)),
         ("qwen2.context_length", u32v(CONTEXT)),
         ("qwen2.embedding_length", u32v(HIDDEN)),
@@ -109,34 +95,16 @@ pub fn write_tiny_gguf(dir: &Path, seed: u64, opts: TinyOptions) -> anyhow::Resu
         ("qwen2.attention.head_count", u32v(HEADS)),
         ("qwen2.attention.head_count_kv", u32v(KV_HEADS)),
         ("qwen2.rope.freq_base", Value::F32(ROPE_THETA)),
-        (
-            "qwen2.attention.layer_norm_rms_epsilon",
-            Value::F32(RMS_EPS),
-        ),
+        ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(RMS_EPS)),
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
         ("tokenizer.ggml.pre", Value::String("qwen2".into())),
-        (
-            "tokenizer.ggml.tokens",
-            Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect()),
-        ),
+        ("tokenizer.ggml.tokens", Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect())),
         (
             "tokenizer.ggml.token_type",
             // 1 = normal, 3 = control (registered as special tokens by the GGUF tokenizer).
-            Value::Array(
-                (0..tokens.len())
-                    .map(|i| Value::I32(if i >= special_start { 3 } else { 1 }))
-                    .collect(),
-            ),
+            Value::Array((0..tokens.len()).map(|i| Value::I32(if i >= special_start { 3 } else { 1 })).collect()),
         ),
-        (
-            "tokenizer.ggml.merges",
-            Value::Array(
-                TINY_MERGES
-                    .iter()
-                    .map(|(a, b)| Value::String(format!("{a} {b}")))
-                    .collect(),
-            ),
-        ),
+        ("tokenizer.ggml.merges", Value::Array(TINY_MERGES.iter().map(|(a, b)| Value::String(format!("{a} {b}"))).collect())),
         ("tokenizer.ggml.eos_token_id", eos.clone()),
         ("tokenizer.ggml.padding_token_id", eos.clone()),
         ("tokenizer.ggml.bos_token_id", eos),
@@ -174,34 +142,18 @@ pub fn write_tiny_gguf(dir: &Path, seed: u64, opts: TinyOptions) -> anyhow::Resu
 pub fn write_tiny_hf(dir: &Path, seed: u64, tied: bool) -> anyhow::Result<PathBuf> {
     use candle_core::quantized::tokenizer::TokenizerFromGguf as _;
 
-    let folder = dir.join(format!(
-        "tiny-qwen2-hf-{seed}{}",
-        if tied { "" } else { "-untied" }
-    ));
+    let folder = dir.join(format!("tiny-qwen2-hf-{seed}{}", if tied { "" } else { "-untied" }));
     std::fs::create_dir_all(&folder)?;
     // The tokenizer is the GGUF one, serialized as tokenizer.json.
-    let gguf = write_tiny_gguf(
-        &folder,
-        seed,
-        TinyOptions {
-            quantized: false,
-            tied,
-            layers: LAYERS,
-        },
-    )?;
+    let gguf = write_tiny_gguf(&folder, seed, TinyOptions { quantized: false, tied, layers: LAYERS })?;
     let content = gguf_file::Content::read(&mut std::fs::File::open(&gguf)?)?;
     let tokenizer = tokenizers::Tokenizer::from_gguf(&content)?;
     std::fs::remove_file(&gguf)?;
-    tokenizer
-        .save(folder.join("tokenizer.json"), false)
-        .map_err(|e| anyhow::anyhow!("saving tokenizer.json: {e}"))?;
+    tokenizer.save(folder.join("tokenizer.json"), false).map_err(|e| anyhow::anyhow!("saving tokenizer.json: {e}"))?;
 
     let tokens = tiny_tokens();
     let tensors: std::collections::HashMap<String, Tensor> =
-        tiny_tensors(seed, tokens.len(), tied, LAYERS)?
-            .into_iter()
-            .map(|t| (t.hf_name, t.value))
-            .collect();
+        tiny_tensors(seed, tokens.len(), tied, LAYERS)?.into_iter().map(|t| (t.hf_name, t.value)).collect();
     candle_core::safetensors::save(&tensors, folder.join("model.safetensors"))?;
 
     let config = serde_json::json!({
@@ -219,10 +171,7 @@ pub fn write_tiny_hf(dir: &Path, seed: u64, tied: bool) -> anyhow::Result<PathBu
         "tie_word_embeddings": tied,
         "torch_dtype": "float32",
     });
-    std::fs::write(
-        folder.join("config.json"),
-        serde_json::to_string_pretty(&config)?,
-    )?;
+    std::fs::write(folder.join("config.json"), serde_json::to_string_pretty(&config)?)?;
     Ok(folder)
 }
 
@@ -261,90 +210,26 @@ fn tiny_tensors(seed: u64, vocab: usize, tied: bool, layers: usize) -> anyhow::R
             .collect();
         let value = Tensor::from_vec(data, dims, &Device::Cpu).context("tiny tensor")?;
         let matrix = matches!(kind, Kind::Matrix | Kind::Embedding);
-        out.push(TinyTensor {
-            gguf_name: gguf,
-            hf_name: hf,
-            value,
-            matrix,
-        });
+        out.push(TinyTensor { gguf_name: gguf, hf_name: hf, value, matrix });
         Ok(())
     };
-    push(
-        "token_embd.weight".into(),
-        "model.embed_tokens.weight".into(),
-        &[vocab, HIDDEN],
-        Kind::Embedding,
-    )?;
+    push("token_embd.weight".into(), "model.embed_tokens.weight".into(), &[vocab, HIDDEN], Kind::Embedding)?;
     for i in 0..layers {
         let (g, h) = (format!("blk.{i}"), format!("model.layers.{i}"));
-        push(
-            format!("{g}.attn_norm.weight"),
-            format!("{h}.input_layernorm.weight"),
-            &[HIDDEN],
-            Kind::Norm,
-        )?;
-        for (gn, hn, rows) in [
-            ("attn_q", "q_proj", HIDDEN),
-            ("attn_k", "k_proj", kv),
-            ("attn_v", "v_proj", kv),
-        ] {
-            push(
-                format!("{g}.{gn}.weight"),
-                format!("{h}.self_attn.{hn}.weight"),
-                &[rows, HIDDEN],
-                Kind::Matrix,
-            )?;
-            push(
-                format!("{g}.{gn}.bias"),
-                format!("{h}.self_attn.{hn}.bias"),
-                &[rows],
-                Kind::Bias,
-            )?;
+        push(format!("{g}.attn_norm.weight"), format!("{h}.input_layernorm.weight"), &[HIDDEN], Kind::Norm)?;
+        for (gn, hn, rows) in [("attn_q", "q_proj", HIDDEN), ("attn_k", "k_proj", kv), ("attn_v", "v_proj", kv)] {
+            push(format!("{g}.{gn}.weight"), format!("{h}.self_attn.{hn}.weight"), &[rows, HIDDEN], Kind::Matrix)?;
+            push(format!("{g}.{gn}.bias"), format!("{h}.self_attn.{hn}.bias"), &[rows], Kind::Bias)?;
         }
-        push(
-            format!("{g}.attn_output.weight"),
-            format!("{h}.self_attn.o_proj.weight"),
-            &[HIDDEN, HIDDEN],
-            Kind::Matrix,
-        )?;
-        push(
-            format!("{g}.ffn_norm.weight"),
-            format!("{h}.post_attention_layernorm.weight"),
-            &[HIDDEN],
-            Kind::Norm,
-        )?;
-        push(
-            format!("{g}.ffn_gate.weight"),
-            format!("{h}.mlp.gate_proj.weight"),
-            &[FFN, HIDDEN],
-            Kind::Matrix,
-        )?;
-        push(
-            format!("{g}.ffn_up.weight"),
-            format!("{h}.mlp.up_proj.weight"),
-            &[FFN, HIDDEN],
-            Kind::Matrix,
-        )?;
-        push(
-            format!("{g}.ffn_down.weight"),
-            format!("{h}.mlp.down_proj.weight"),
-            &[HIDDEN, FFN],
-            Kind::Matrix,
-        )?;
+        push(format!("{g}.attn_output.weight"), format!("{h}.self_attn.o_proj.weight"), &[HIDDEN, HIDDEN], Kind::Matrix)?;
+        push(format!("{g}.ffn_norm.weight"), format!("{h}.post_attention_layernorm.weight"), &[HIDDEN], Kind::Norm)?;
+        push(format!("{g}.ffn_gate.weight"), format!("{h}.mlp.gate_proj.weight"), &[FFN, HIDDEN], Kind::Matrix)?;
+        push(format!("{g}.ffn_up.weight"), format!("{h}.mlp.up_proj.weight"), &[FFN, HIDDEN], Kind::Matrix)?;
+        push(format!("{g}.ffn_down.weight"), format!("{h}.mlp.down_proj.weight"), &[HIDDEN, FFN], Kind::Matrix)?;
     }
-    push(
-        "output_norm.weight".into(),
-        "model.norm.weight".into(),
-        &[HIDDEN],
-        Kind::Norm,
-    )?;
+    push("output_norm.weight".into(), "model.norm.weight".into(), &[HIDDEN], Kind::Norm)?;
     if !tied {
-        push(
-            "output.weight".into(),
-            "lm_head.weight".into(),
-            &[vocab, HIDDEN],
-            Kind::Matrix,
-        )?;
+        push("output.weight".into(), "lm_head.weight".into(), &[vocab, HIDDEN], Kind::Matrix)?;
     }
     Ok(out)
 }

@@ -117,7 +117,12 @@ pub fn write_png(report: &Report, path: &Path) -> Result<()> {
         for (g, kind) in kinds.iter().enumerate() {
             let x0 = LEFT + g * group + (group - bar * bars) / 2;
             for (c, config) in report.configs.iter().enumerate() {
-                let Some(i) = report.summary.get(&config.name).and_then(|rows| rows.iter().find(|r| &r.kind == kind)).and_then(|r| r.metrics.get(*metric)) else {
+                let Some(i) = report
+                    .summary
+                    .get(&config.name)
+                    .and_then(|rows| rows.iter().find(|r| &r.kind == kind))
+                    .and_then(|r| r.metrics.get(*metric))
+                else {
                     continue;
                 };
                 if i.n == 0 || i.mean.is_nan() {

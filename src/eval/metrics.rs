@@ -4,8 +4,8 @@
 use ropey::Rope;
 use serde::Serialize;
 
-use crate::rng::Rng;
 use crate::corpus::{Sample, SpanKind};
+use crate::rng::Rng;
 use crate::syntax::{count_errors, Parser};
 
 /// Scores of one prediction against the gold target.
@@ -116,9 +116,7 @@ pub fn bootstrap(values: &[f64], resamples: usize, seed: u64) -> Interval {
     }
     let mean = values.iter().sum::<f64>() / n as f64;
     let mut rng = Rng::new(seed);
-    let mut means: Vec<f64> = (0..resamples.max(1))
-        .map(|_| (0..n).map(|_| values[rng.below(n)]).sum::<f64>() / n as f64)
-        .collect();
+    let mut means: Vec<f64> = (0..resamples.max(1)).map(|_| (0..n).map(|_| values[rng.below(n)]).sum::<f64>() / n as f64).collect();
     means.sort_by(f64::total_cmp);
     let at = |q: f64| means[((q * (means.len() - 1) as f64).round() as usize).min(means.len() - 1)];
     Interval { mean, lo: at(0.025), hi: at(0.975), n }

@@ -79,8 +79,9 @@ pub struct EvalOptions {
 /// would ask the model (any position for `empty`). `cross_file` samples use names defined in the
 /// other (not held-out) files.
 pub fn held_out_samples(corpus: &Corpus, kinds: &[SpanKind], per_kind: usize, seed: u64, settings: &Settings) -> Vec<Sample> {
-    let foreign = if kinds.contains(&SpanKind::CrossFile) { crate::corpus::cross_file::names_defined_in(corpus.train()) } else { Default::default() };
-    let parsed: Vec<ParsedFile> = corpus.heldout().map(|f| ParsedFile::new(f).with_foreign_names(&foreign)).collect();
+    let foreign =
+        if kinds.contains(&SpanKind::CrossFile) { crate::corpus::cross_file::names_defined_in(corpus.train()) } else { Default::default() };
+    let parsed: Vec<ParsedFile<'_>> = corpus.heldout().map(|f| ParsedFile::new(f).with_foreign_names(&foreign)).collect();
     let mut accept = |s: &Sample| s.server_completes(settings);
     kinds.iter().flat_map(|&k| crate::corpus::sample::pick(&parsed, k, per_kind, seed, &mut accept)).collect()
 }

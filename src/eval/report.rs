@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::metrics::{bootstrap, paired, Interval, METRICS};
 use super::{by_config, EvalOptions, Prediction, Variant};
-use crate::rng::stable_hash;
 use crate::corpus::{Corpus, FilterCounts, Sample};
+use crate::rng::stable_hash;
 
 /// How much of the context around the cursor the JSON file keeps, in characters.
 const CONTEXT_CHARS: usize = 300;
@@ -131,9 +131,16 @@ fn groups(opts: &EvalOptions, samples: &[Sample]) -> Vec<(String, Vec<usize>)> {
     out
 }
 
-pub(super) fn build(corpus: &Corpus, opts: &EvalOptions, configs: Vec<ConfigInfo>, samples: &[Sample], preds: &[Vec<Prediction>]) -> Report {
+pub(super) fn build(
+    corpus: &Corpus,
+    opts: &EvalOptions,
+    configs: Vec<ConfigInfo>,
+    samples: &[Sample],
+    preds: &[Vec<Prediction>],
+) -> Report {
     let groups = groups(opts, samples);
-    let values = |c: usize, idx: &[usize], metric: &str| -> Vec<Option<f64>> { idx.iter().map(|&i| preds[c][i].scores.get(metric)).collect() };
+    let values =
+        |c: usize, idx: &[usize], metric: &str| -> Vec<Option<f64>> { idx.iter().map(|&i| preds[c][i].scores.get(metric)).collect() };
     let mut summary = BTreeMap::new();
     for (c, config) in configs.iter().enumerate() {
         let rows = groups

@@ -49,7 +49,8 @@ pub struct Prediction {
 
 impl Prediction {
     fn record(&mut self, g: &Generated) {
-        (self.stop, self.prompt_tokens, self.reused_tokens, self.new_tokens) = (Some(g.stop), g.prompt_tokens, g.reused_tokens, g.new_tokens);
+        (self.stop, self.prompt_tokens, self.reused_tokens, self.new_tokens) =
+            (Some(g.stop), g.prompt_tokens, g.reused_tokens, g.new_tokens);
     }
 
     fn from_outcome(sample: &Sample, outcome: Result<Outcome>, ms: f64) -> Prediction {
@@ -63,7 +64,18 @@ impl Prediction {
         }
         // Scored once: the parse-validity check re-parses the file.
         let scores = metrics::score(sample, &text);
-        let mut p = Prediction { text, skipped, error, ms, stop: None, prompt_tokens: 0, reused_tokens: 0, new_tokens: 0, scores, context: Vec::new() };
+        let mut p = Prediction {
+            text,
+            skipped,
+            error,
+            ms,
+            stop: None,
+            prompt_tokens: 0,
+            reused_tokens: 0,
+            new_tokens: 0,
+            scores,
+            context: Vec::new(),
+        };
         if let Some(g) = &generated {
             p.record(g);
         }
@@ -149,7 +161,10 @@ impl Runner {
         let mut request = pipeline::request_for(ctx, &variants[0].settings);
         request.stop_when = None;
         match self.engine.generate_blocking(request) {
-            Ok(generated) => variants.iter().map(|v| Ok(if v.shaping { pipeline::finish(ctx, generated.clone()) } else { unshaped(ctx, generated.clone()) })).collect(),
+            Ok(generated) => variants
+                .iter()
+                .map(|v| Ok(if v.shaping { pipeline::finish(ctx, generated.clone()) } else { unshaped(ctx, generated.clone()) }))
+                .collect(),
             Err(e) => variants.iter().map(|_| Err(anyhow::anyhow!("{e}"))).collect(),
         }
     }

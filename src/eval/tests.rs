@@ -88,7 +88,16 @@ fn end_to_end_with_the_tiny_model_writes_table_json_and_png() {
     let dir = fixture_copy();
     let model = crate::engine::testing::tiny_model_path();
     let variants = ["default", "no-shaping"].map(|s| Variant::parse(s, &model, &tiny_settings()).unwrap()).to_vec();
-    let opts = EvalOptions { repo: dir.path().to_path_buf(), per_kind: 3, seed: 1, kinds: SpanKind::EVAL.to_vec(), variants, comparisons: vec![(0, 1)], resamples: 200, progress: false };
+    let opts = EvalOptions {
+        repo: dir.path().to_path_buf(),
+        per_kind: 3,
+        seed: 1,
+        kinds: SpanKind::EVAL.to_vec(),
+        variants,
+        comparisons: vec![(0, 1)],
+        resamples: 200,
+        progress: false,
+    };
     let report = run(&opts).unwrap();
     assert_eq!(report.samples.len(), 15);
     assert!(report.samples.iter().all(|s| report.heldout_files.contains(&s.path)));
@@ -122,12 +131,24 @@ fn two_models_are_compared_on_the_same_samples() {
     let model = crate::engine::testing::tiny_model_path();
     let spec = format!("model={}", other.display());
     let variants = ["default", spec.as_str()].map(|s| Variant::parse(s, &model, &tiny_settings()).unwrap()).to_vec();
-    let opts = EvalOptions { repo: dir.path().to_path_buf(), per_kind: 2, seed: 5, kinds: vec![SpanKind::RestOfLine, SpanKind::Node], variants, comparisons: vec![(0, 1)], resamples: 100, progress: false };
+    let opts = EvalOptions {
+        repo: dir.path().to_path_buf(),
+        per_kind: 2,
+        seed: 5,
+        kinds: vec![SpanKind::RestOfLine, SpanKind::Node],
+        variants,
+        comparisons: vec![(0, 1)],
+        resamples: 100,
+        progress: false,
+    };
     let report = run(&opts).unwrap();
     assert_eq!(report.configs[1].model, other.display().to_string());
     assert!(report.samples.iter().all(|s| s.predictions.contains_key(&spec) && s.predictions.contains_key("default")));
     let rows = &report.comparisons[0].rows;
-    assert_eq!(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(), ["rest_of_line"; 3].into_iter().chain(["node"; 3]).chain(["overall"; 3]).collect::<Vec<_>>());
+    assert_eq!(
+        rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+        ["rest_of_line"; 3].into_iter().chain(["node"; 3]).chain(["overall"; 3]).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -137,12 +158,25 @@ fn shaping_a_shared_generation_gives_what_the_server_gives() {
     let dir = fixture_copy();
     let model = crate::engine::testing::tiny_model_path();
     let settings = Settings { max_new_tokens: 24, ..tiny_settings() };
-    let variants: Vec<Variant> = ["default", "no-shaping", "no-crossfile"].iter().map(|s| Variant::parse(s, &model, &settings).unwrap()).collect();
-    let opts = EvalOptions { repo: dir.path().to_path_buf(), per_kind: 3, seed: 3, kinds: SpanKind::EVAL.to_vec(), variants: variants.clone(), comparisons: vec![(1, 0), (2, 0)], resamples: 100, progress: false };
+    let variants: Vec<Variant> =
+        ["default", "no-shaping", "no-crossfile"].iter().map(|s| Variant::parse(s, &model, &settings).unwrap()).collect();
+    let opts = EvalOptions {
+        repo: dir.path().to_path_buf(),
+        per_kind: 3,
+        seed: 3,
+        kinds: SpanKind::EVAL.to_vec(),
+        variants: variants.clone(),
+        comparisons: vec![(1, 0), (2, 0)],
+        resamples: 100,
+        progress: false,
+    };
     let shared = run(&opts).unwrap();
     assert_eq!(shared.configs[0].generation_shared_with, ["no-shaping"]);
     assert!(shared.configs[2].generation_shared_with.is_empty());
-    assert_eq!(shared.comparisons.iter().map(|c| (c.a.as_str(), c.b.as_str())).collect::<Vec<_>>(), [("no-shaping", "default"), ("no-crossfile", "default")]);
+    assert_eq!(
+        shared.comparisons.iter().map(|c| (c.a.as_str(), c.b.as_str())).collect::<Vec<_>>(),
+        [("no-shaping", "default"), ("no-crossfile", "default")]
+    );
     let alone = run(&EvalOptions { variants: vec![variants[0].clone()], comparisons: vec![], ..opts.clone() }).unwrap();
     assert_eq!(shared.samples.len(), alone.samples.len());
     for (s, a) in shared.samples.iter().zip(&alone.samples) {
@@ -177,7 +211,11 @@ impl crate::engine::Backend for Rambling {
 
     fn reset(&mut self) {}
 
-    fn generate(&mut self, req: &crate::engine::GenerateRequest, _cancel: &crate::engine::CancelToken) -> anyhow::Result<crate::engine::Generated> {
+    fn generate(
+        &mut self,
+        req: &crate::engine::GenerateRequest,
+        _cancel: &crate::engine::CancelToken,
+    ) -> anyhow::Result<crate::engine::Generated> {
         use crate::engine::StopReason;
         let script = "value = compute(a, b)\n    check(value)\n    return value\n\n\ndef other(x):\n    return x\n}\nfn more() {}\n";
         let (mut text, mut stop) = (String::new(), StopReason::MaxTokens);
@@ -193,7 +231,18 @@ impl crate::engine::Backend for Rambling {
             }
         }
         let new_tokens = text.chars().count();
-        Ok(crate::engine::Generated { text, stop, prompt_tokens: 1, reused_tokens: 0, moved_tokens: 0, new_tokens, prefill_ms: 0.0, decode_ms: 0.0, draft_tokens: 0, draft_accepted: 0 })
+        Ok(crate::engine::Generated {
+            text,
+            stop,
+            prompt_tokens: 1,
+            reused_tokens: 0,
+            moved_tokens: 0,
+            new_tokens,
+            prefill_ms: 0.0,
+            decode_ms: 0.0,
+            draft_tokens: 0,
+            draft_accepted: 0,
+        })
     }
 }
 
@@ -203,7 +252,9 @@ fn shaped_answers_from_a_shared_generation_equal_the_early_stopped_ones() {
     let corpus = Corpus::load(dir.path()).unwrap();
     let settings = Settings { max_new_tokens: 200, ..tiny_settings() };
     let model = Path::new("rambling");
-    let runner = Runner::with_loader(model, &corpus, &settings, Box::new(|_: &Path| Ok(Box::new(Rambling) as Box<dyn crate::engine::Backend>))).unwrap();
+    let runner =
+        Runner::with_loader(model, &corpus, &settings, Box::new(|_: &Path| Ok(Box::new(Rambling) as Box<dyn crate::engine::Backend>)))
+            .unwrap();
     let [shaped, raw] = ["default", "no-shaping"].map(|s| Variant::parse(s, model, &settings).unwrap());
     let samples = held_out_samples(&corpus, &SpanKind::EVAL, 6, 11, &settings);
     let (mut multi_line, mut cut) = (0, 0);

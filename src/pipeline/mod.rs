@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
-use crate::crossfile::{imports_of, line_key, CrossFile, Query};
 use crate::context::{self, CompletionContext, Decision, Mode, SkipReason};
+use crate::crossfile::{imports_of, line_key, CrossFile, Query};
 use crate::engine::{Engine, EngineError, GenerateRequest, Generated};
 use crate::postprocess;
 use crate::prompt::Budget;
@@ -141,7 +141,12 @@ pub async fn complete(
 /// editor cancels because the user typed on: the next keystroke on the same line joins it
 /// (see [`TypeThrough::joinable`]); only a request that cannot join starts another generation,
 /// which cancels it.
-pub async fn complete_prepared(engine: &Engine, ctx: &CompletionContext, settings: &Settings, memory: Option<&Arc<TypeThrough>>) -> Result<Outcome, EngineError> {
+pub async fn complete_prepared(
+    engine: &Engine,
+    ctx: &CompletionContext,
+    settings: &Settings,
+    memory: Option<&Arc<TypeThrough>>,
+) -> Result<Outcome, EngineError> {
     let Some(memory) = memory else {
         let generated = engine.generate(request_for(ctx, settings)).await?;
         return Ok(finish(ctx, generated));

@@ -117,7 +117,12 @@ mod tests {
 
     fn ctx(line_head: &str, suffix: &str) -> CompletionContext {
         CompletionContext {
-            text: PromptText { prefix: "def add(a, b):\n".into(), suffix: suffix.into(), line_head: line_head.into(), ..PromptText::default() },
+            text: PromptText {
+                prefix: "def add(a, b):\n".into(),
+                suffix: suffix.into(),
+                line_head: line_head.into(),
+                ..PromptText::default()
+            },
             mode: Mode::SingleLine,
             language: Language::Python,
             path: "a.py".into(),

@@ -11,13 +11,11 @@ mod fit;
 mod parse_check;
 
 use crate::context::{CompletionContext, Mode};
+use crate::syntax::Opener;
 
 /// Display width of leading whitespace (a tab counts as 4, as most editors show it).
 fn indent_width(line: &str) -> usize {
-    line.chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .map(|c| if c == '\t' { 4 } else { 1 })
-        .sum()
+    line.chars().take_while(|c| *c == ' ' || *c == '\t').map(|c| if c == '\t' { 4 } else { 1 }).sum()
 }
 
 fn is_closer_line(line: &str) -> bool {
@@ -50,7 +48,7 @@ fn keep_lines<'a>(raw: &'a str, ctx: &CompletionContext, complete_lines_only: bo
     } else {
         indent_width(&ctx.indent)
     };
-    let opener = crate::syntax::opens_block(&ctx.text.line_head);
+    let opener = crate::syntax::opener(&ctx.text.line_head);
     let next_existing = next_suffix_line(ctx);
     let mut kept = Vec::new();
     let mut blank_run = 0;
@@ -74,13 +72,13 @@ fn keep_lines<'a>(raw: &'a str, ctx: &CompletionContext, complete_lines_only: bo
             let width = indent_width(line);
             if width < base {
                 // Dedent below the block: a closing bracket of the block itself is kept.
-                if is_closer_line(line) && opener {
+                if is_closer_line(line) && opener.is_some_and(Opener::owns_closer) {
                     kept.push(*line);
                 }
                 return (kept, true);
             }
-            if width == base && opener && i > 0 {
-                if is_closer_line(line) {
+            if width == base && opener.is_some() && i > 0 {
+                if is_closer_line(line) && opener.is_some_and(Opener::owns_closer) {
                     kept.push(*line);
                 }
                 return (kept, true);

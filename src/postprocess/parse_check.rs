@@ -52,11 +52,8 @@ fn shorter(text: &str) -> Vec<String> {
         out.push(lines[..n].join("\n"));
     }
     let first = lines[0];
-    let cuts: Vec<usize> = first
-        .char_indices()
-        .filter(|(_, c)| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '.' | ';'))
-        .map(|(i, _)| i)
-        .collect();
+    let cuts: Vec<usize> =
+        first.char_indices().filter(|(_, c)| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '.' | ';')).map(|(i, _)| i).collect();
     for &i in cuts.iter().rev() {
         let cut = first[..i].trim_end();
         if !cut.trim().is_empty() && out.last().map(String::as_str) != Some(cut) {
@@ -95,4 +92,3 @@ mod tests {
         assert_eq!(shorter("f(x, y) z"), vec!["f(x, y)", "f(x, y", "f(x,", "f(x", "f"]);
     }
 }
-

@@ -1,8 +1,8 @@
 //! Output shaping tests: raw model text in, kept text out.
 
 use super::*;
-use crate::context::{gather, Decision};
 use crate::config::Settings;
+use crate::context::{gather, Decision};
 use crate::session::{ByteOffset, Document, DocumentLimits};
 use crate::syntax::Language;
 
@@ -99,7 +99,6 @@ fn multi_line_completions_take_the_files_indentation() {
     assert_eq!(shape("if x > 0 {\n        return x\n    }\n", &c).as_deref(), Some("if x > 0 {\n\t\treturn x\n\t}"));
 }
 
-
 #[test]
 fn stopping_early_keeps_what_shaping_the_whole_output_keeps() {
     // The decode loop stops at the first prefix where `block_done` holds; the evaluation shapes
@@ -123,4 +122,17 @@ fn stopping_early_keeps_what_shaping_the_whole_output_keeps() {
             assert_eq!(shape(&raw[..i], &c), whole, "{marked:?}: stopped after {:?}", &raw[..i]);
         }
     }
+}
+
+#[test]
+fn a_match_arm_does_not_take_the_closer_of_its_match() {
+    let c = ctx(Language::Rust, "fn f(n: Option<u32>) -> u32 {\n    match n {\n        Some(v) => v,\n        None => $0\n    }\n}\n");
+    assert_eq!(c.mode, Mode::MultiLine);
+    assert_eq!(shape("0,\n    }\n}\n", &c).as_deref(), Some("0,"));
+}
+
+#[test]
+fn a_rust_path_is_not_a_python_block() {
+    let c = ctx(Language::Rust, "use std::$0\n");
+    assert_eq!(c.mode, Mode::SingleLine);
 }

@@ -135,7 +135,11 @@ fn fit_prefix(tokenizer: &Tokenizer, prefix: &str, first_line: usize, max: usize
     // of fewer lines than a step), any line will do.
     let on_grid = |i: usize| {
         let next = (first_line + i).next_multiple_of(step) - first_line;
-        if next < lines.len() { next } else { i }
+        if next < lines.len() {
+            next
+        } else {
+            i
+        }
     };
     // Estimate from per-line counts, then check the joint encoding exactly.
     let mut start = lines.len();
@@ -221,7 +225,14 @@ pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, 
 }
 
 /// The suffix and the middle, after the prefix.
-fn finish_fim(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, budget: Budget, mut tokens: Vec<u32>, context_len: usize) -> Result<Prompt> {
+fn finish_fim(
+    tokenizer: &Tokenizer,
+    special: &SpecialTokens,
+    text: &PromptText,
+    budget: Budget,
+    mut tokens: Vec<u32>,
+    context_len: usize,
+) -> Result<Prompt> {
     tokens.push(special.fim_suffix);
     tokens.extend(fit_suffix(tokenizer, &text.suffix, budget.max_suffix_tokens)?);
     tokens.push(special.fim_middle);

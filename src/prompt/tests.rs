@@ -124,7 +124,12 @@ fn repo_context_comes_first_in_qwen_format() {
     t.path = "app/main.py".into();
     let p = build(&tok, &special, &t, WIDE).unwrap();
     let decoded = tok.decode(&p.tokens, false).unwrap();
-    assert!(decoded.starts_with("<|repo_name|>demo\n<|file_sep|>util.py\ndef sub(a, b):\n    return a - b\n<|file_sep|>app/main.py\n<|fim_prefix|>"), "{decoded}");
+    assert!(
+        decoded.starts_with(
+            "<|repo_name|>demo\n<|file_sep|>util.py\ndef sub(a, b):\n    return a - b\n<|file_sep|>app/main.py\n<|fim_prefix|>"
+        ),
+        "{decoded}"
+    );
     assert_eq!(p.tokens[p.context_len], special.fim_prefix);
 }
 

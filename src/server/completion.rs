@@ -26,12 +26,8 @@ fn snippet_escape(text: &str) -> String {
 
 /// The identifier characters right before the cursor on its line.
 fn word_before(line_head: &str) -> &str {
-    let start = line_head
-        .char_indices()
-        .rev()
-        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
-        .last()
-        .map_or(line_head.len(), |(i, _)| i);
+    let start =
+        line_head.char_indices().rev().take_while(|(_, c)| c.is_alphanumeric() || *c == '_').last().map_or(line_head.len(), |(i, _)| i);
     &line_head[start..]
 }
 

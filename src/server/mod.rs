@@ -13,8 +13,8 @@ mod lifecycle;
 mod model;
 mod suggest;
 mod text_sync;
-mod workspace;
 pub mod transport;
+mod workspace;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -140,12 +140,6 @@ pub fn build_service(options: ServerOptions) -> (LspService<Server>, tower_lsp_s
         .finish()
 }
 
-/// Reads the client's first message from stdin before the server starts (see
-/// [`threads_requested`]). Returns the bytes read, which [`run_stdio`] serves first.
-pub fn read_first_message() -> (Vec<u8>, Option<serde_json::Value>) {
-    transport::read_first_frame(&mut std::io::stdin().lock())
-}
-
 /// The CPU threads an `initialize` request asks for (`threads` in its initialization options,
 /// validated as the server validates it; 0 = all cores = `None`). The model's thread pools are
 /// sized once, from the environment, before any thread starts: the command line reads this
@@ -159,12 +153,15 @@ pub fn threads_requested(first: &serde_json::Value) -> Option<usize> {
     options.validate(&crate::config::Settings::default()).ok()?.threads
 }
 
-/// Serves LSP over stdin/stdout until the client says `exit` or closes stdin; `read_already`
-/// (from [`read_first_message`]) is served before the rest of stdin.
-pub async fn run_stdio(options: ServerOptions, read_already: Vec<u8>) {
+/// Serves LSP over `input`/`output` (the process's stdin and stdout, which the command line owns)
+/// until the client says `exit` or closes its input.
+pub async fn serve<I, O>(options: ServerOptions, input: I, output: O)
+where
+    I: tokio::io::AsyncRead + Unpin + Send + 'static,
+    O: tokio::io::AsyncWrite + Unpin,
+{
     let (service, socket) = build_service(options);
-    let input = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(read_already), tokio::io::stdin());
-    transport::serve_guarded(input, tokio::io::stdout(), |input, output| async move {
+    transport::serve_guarded(input, output, |input, output| async move {
         // Completion requests cancel each other quickly; a high limit keeps document
         // notifications from ever queueing behind them.
         Transport::new(input, output, socket).concurrency_level(64).serve(service).await;

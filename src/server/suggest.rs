@@ -48,7 +48,8 @@ impl Server {
             return Err(Error::invalid_params(format!("inkling: the document {uri} is not open (send didOpen first)")));
         };
         let config = self.config();
-        let offset = offset_of(&snapshot.text, line_col(pos), config.encoding).map_err(|e| Error::invalid_params(format!("inkling: {e}")))?;
+        let offset =
+            offset_of(&snapshot.text, line_col(pos), config.encoding).map_err(|e| Error::invalid_params(format!("inkling: {e}")))?;
         if !config.settings.enabled {
             return Ok(None);
         }
@@ -64,21 +65,24 @@ impl Server {
             }
             _ => return Ok(None),
         }
-        let outcome = match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref(), Some(&self.cross())).await {
-            Ok(o) => o,
-            Err(EngineError::Cancelled) => return Err(Error::request_cancelled()),
-            Err(EngineError::NoModel(why)) => {
-                if self.first_no_model_notice() {
-                    self.client.show_message(MessageType::ERROR, format!("inkling: {why}")).await;
+        let outcome =
+            match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref(), Some(&self.cross()))
+                .await
+            {
+                Ok(o) => o,
+                Err(EngineError::Cancelled) => return Err(Error::request_cancelled()),
+                Err(EngineError::NoModel(why)) => {
+                    if self.first_no_model_notice() {
+                        self.client.show_message(MessageType::ERROR, format!("inkling: {why}")).await;
+                    }
+                    return Ok(None);
                 }
-                return Ok(None);
-            }
-            Err(e) => {
-                tracing::error!("completion failed: {e}");
-                self.client.log_message(MessageType::ERROR, format!("inkling: {e}")).await;
-                return Ok(None);
-            }
-        };
+                Err(e) => {
+                    tracing::error!("completion failed: {e}");
+                    self.client.log_message(MessageType::ERROR, format!("inkling: {e}")).await;
+                    return Ok(None);
+                }
+            };
         if let Outcome::Completed { generated, .. } | Outcome::Empty(generated) = &outcome {
             tracing::debug!(
                 line = pos.line,

@@ -31,11 +31,8 @@ impl Server {
 
     pub(super) async fn on_did_change(&self, params: DidChangeTextDocumentParams) {
         let uri = uri_key(&params.text_document.uri);
-        let changes: Vec<TextChange> = params
-            .content_changes
-            .into_iter()
-            .map(|c| TextChange { range: c.range.map(line_col_range), text: c.text })
-            .collect();
+        let changes: Vec<TextChange> =
+            params.content_changes.into_iter().map(|c| TextChange { range: c.range.map(line_col_range), text: c.text }).collect();
         let encoding = self.config().encoding;
         let edited_line = changes.last().and_then(|c| c.range).map(|r| r.start.line as usize);
         let result = self.documents.change(&uri, params.text_document.version, &changes, encoding);

@@ -74,7 +74,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> std:
         // Skip the body without holding it in memory.
         let skipped = tokio::io::copy(&mut reader.take(length as u64), &mut tokio::io::sink()).await?;
         let why = format!("a message of {length} bytes is over the limit of {MAX_FRAME_BYTES} bytes");
-        return Ok(Some(if skipped < length as u64 { Frame::Malformed("input ended inside a message".into()) } else { Frame::Malformed(why) }));
+        return Ok(Some(if skipped < length as u64 {
+            Frame::Malformed("input ended inside a message".into())
+        } else {
+            Frame::Malformed(why)
+        }));
     }
     let mut body = vec![0u8; length];
     if let Err(e) = reader.read_exact(&mut body).await {
@@ -161,7 +165,11 @@ async fn pump_input<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(input: R, mut t
 }
 
 /// Writes whole frames from the server and the guard's own errors to `output`.
-async fn pump_output<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(from_server: R, mut output: W, mut errors: mpsc::UnboundedReceiver<Vec<u8>>) {
+async fn pump_output<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    from_server: R,
+    mut output: W,
+    mut errors: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
     let mut reader = BufReader::new(from_server);
     loop {
         tokio::select! {

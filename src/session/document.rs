@@ -7,9 +7,7 @@ use std::sync::Arc;
 use ropey::Rope;
 use tree_sitter::{InputEdit, Point, Tree};
 
-use super::position::{
-    offset_range_of, ts_point_of, ByteOffset, LineColRange, PositionEncoding, PositionError,
-};
+use super::position::{offset_range_of, ts_point_of, ByteOffset, LineColRange, PositionEncoding, PositionError};
 use crate::syntax::{Language, ParseError, Parser};
 
 /// How many bytes at the start of a document are checked for NUL when deciding it is binary.
@@ -29,10 +27,7 @@ pub struct DocumentLimits {
 
 impl Default for DocumentLimits {
     fn default() -> Self {
-        DocumentLimits {
-            max_bytes: 4 * 1024 * 1024,
-            max_parse_bytes: 1024 * 1024,
-        }
+        DocumentLimits { max_bytes: 4 * 1024 * 1024, max_parse_bytes: 1024 * 1024 }
     }
 }
 
@@ -87,18 +82,9 @@ pub struct Document {
 impl Document {
     /// Opens a document, refusing text over `limits.max_bytes` and binary text, and parses it
     /// when it has a grammar and fits `limits.max_parse_bytes`.
-    pub fn open(
-        path: &str,
-        language: Language,
-        text: &str,
-        version: i32,
-        limits: &DocumentLimits,
-    ) -> Result<Document, DocumentError> {
+    pub fn open(path: &str, language: Language, text: &str, version: i32, limits: &DocumentLimits) -> Result<Document, DocumentError> {
         if text.len() > limits.max_bytes {
-            return Err(DocumentError::TooLarge {
-                size: text.len(),
-                limit: limits.max_bytes,
-            });
+            return Err(DocumentError::TooLarge { size: text.len(), limit: limits.max_bytes });
         }
         if looks_binary(text) {
             return Err(DocumentError::Binary);
@@ -127,18 +113,12 @@ impl Document {
 
     /// Applies `changes` in order and moves to `version`. All or nothing: when any change is
     /// out of range or the text would grow past the size limit, the document is unchanged.
-    pub fn apply_changes(
-        &mut self,
-        version: i32,
-        changes: &[TextChange],
-        enc: PositionEncoding,
-    ) -> Result<(), DocumentError> {
+    pub fn apply_changes(&mut self, version: i32, changes: &[TextChange], enc: PositionEncoding) -> Result<(), DocumentError> {
         let mut text = self.text.clone();
         // Only keep editing the old tree when it can be reused by the reparse.
         let mut tree = self.tree.clone().filter(|_| self.parser.is_some());
         for (index, change) in changes.iter().enumerate() {
-            apply_change(&mut text, &mut tree, change, enc, self.limits.max_bytes)
-                .map_err(|error| error.numbered(index))?;
+            apply_change(&mut text, &mut tree, change, enc, self.limits.max_bytes).map_err(|error| error.numbered(index))?;
         }
         self.text = text;
         self.version = version;
@@ -241,23 +221,16 @@ fn apply_change(
 ) -> Result<(), ChangeError> {
     let Some(range) = change.range else {
         if change.text.len() > max_bytes {
-            return Err(ChangeError::TooLarge {
-                size: change.text.len(),
-                limit: max_bytes,
-            });
+            return Err(ChangeError::TooLarge { size: change.text.len(), limit: max_bytes });
         }
         *text = Rope::from_str(&change.text);
         *tree = None;
         return Ok(());
     };
-    let (ByteOffset(start), ByteOffset(old_end)) =
-        offset_range_of(text, range, enc).map_err(ChangeError::Range)?;
+    let (ByteOffset(start), ByteOffset(old_end)) = offset_range_of(text, range, enc).map_err(ChangeError::Range)?;
     let size = text.len_bytes() - (old_end - start) + change.text.len();
     if size > max_bytes {
-        return Err(ChangeError::TooLarge {
-            size,
-            limit: max_bytes,
-        });
+        return Err(ChangeError::TooLarge { size, limit: max_bytes });
     }
     if let Some(tree) = tree.as_mut() {
         let start_position = ts_point_of(text, ByteOffset(start));
@@ -281,14 +254,8 @@ fn apply_change(
 /// The tree-sitter point reached by writing `inserted` at `start` (rows at `\n`, byte columns).
 fn point_after(start: Point, inserted: &str) -> Point {
     match inserted.rfind('\n') {
-        None => Point {
-            row: start.row,
-            column: start.column + inserted.len(),
-        },
-        Some(last) => Point {
-            row: start.row + inserted.bytes().filter(|&b| b == b'\n').count(),
-            column: inserted.len() - last - 1,
-        },
+        None => Point { row: start.row, column: start.column + inserted.len() },
+        Some(last) => Point { row: start.row + inserted.bytes().filter(|&b| b == b'\n').count(), column: inserted.len() - last - 1 },
     }
 }
 

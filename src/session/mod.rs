@@ -10,9 +10,8 @@ mod store;
 
 pub use document::{Document, DocumentError, DocumentLimits, Snapshot, TextChange};
 pub use position::{
-    line_col_of, line_col_range_of, line_count, line_end_of, line_start_of, offset_of,
-    offset_range_of, ts_point_of, ByteOffset, LineCol, LineColRange, PositionEncoding,
-    PositionError,
+    line_col_of, line_col_range_of, line_count, line_end_of, line_start_of, offset_of, offset_range_of, ts_point_of, ByteOffset, LineCol,
+    LineColRange, PositionEncoding, PositionError,
 };
 pub use store::{path_from_uri, Documents};
 

@@ -79,11 +79,7 @@ pub fn line_count(rope: &Rope) -> usize {
 /// line (before its line break); one that falls inside a character (a UTF-8 sequence or a
 /// UTF-16 surrogate pair) rounds down to that character's start. A `line` past the last line
 /// is an error.
-pub fn offset_of(
-    rope: &Rope,
-    pos: LineCol,
-    enc: PositionEncoding,
-) -> Result<ByteOffset, PositionError> {
+pub fn offset_of(rope: &Rope, pos: LineCol, enc: PositionEncoding) -> Result<ByteOffset, PositionError> {
     let start = line_start(rope, pos.line)?;
     let end = content_end(rope, start);
     let line = rope.byte_slice(start..end);
@@ -114,41 +110,23 @@ pub fn line_col_of(rope: &Rope, offset: ByteOffset, enc: PositionEncoding) -> Li
         PositionEncoding::Utf8 => prefix.len_bytes(),
         PositionEncoding::Utf16 => prefix.len_utf16_cu(),
     };
-    LineCol {
-        line: saturate(line),
-        character: saturate(character),
-    }
+    LineCol { line: saturate(line), character: saturate(character) }
 }
 
 /// The byte offsets of `range`; an error when a line is out of range or the range ends before
 /// it starts (after clamping and rounding both ends).
-pub fn offset_range_of(
-    rope: &Rope,
-    range: LineColRange,
-    enc: PositionEncoding,
-) -> Result<(ByteOffset, ByteOffset), PositionError> {
+pub fn offset_range_of(rope: &Rope, range: LineColRange, enc: PositionEncoding) -> Result<(ByteOffset, ByteOffset), PositionError> {
     let start = offset_of(rope, range.start, enc)?;
     let end = offset_of(rope, range.end, enc)?;
     if end < start {
-        return Err(PositionError::InvertedRange {
-            start: range.start,
-            end: range.end,
-        });
+        return Err(PositionError::InvertedRange { start: range.start, end: range.end });
     }
     Ok((start, end))
 }
 
 /// The positions of the byte range `start..end` (see [`line_col_of`]).
-pub fn line_col_range_of(
-    rope: &Rope,
-    start: ByteOffset,
-    end: ByteOffset,
-    enc: PositionEncoding,
-) -> LineColRange {
-    LineColRange {
-        start: line_col_of(rope, start, enc),
-        end: line_col_of(rope, end, enc),
-    }
+pub fn line_col_range_of(rope: &Rope, start: ByteOffset, end: ByteOffset, enc: PositionEncoding) -> LineColRange {
+    LineColRange { start: line_col_of(rope, start, enc), end: line_col_of(rope, end, enc) }
 }
 
 /// The start of the LSP line holding `offset` (clamped to the document and rounded down to a
@@ -181,10 +159,7 @@ pub fn ts_point_of(rope: &Rope, offset: ByteOffset) -> tree_sitter::Point {
         }
         row_start -= 1;
     }
-    tree_sitter::Point {
-        row,
-        column: byte - row_start,
-    }
+    tree_sitter::Point { row, column: byte - row_start }
 }
 
 fn saturate(n: usize) -> u32 {
@@ -199,11 +174,7 @@ fn floor_char_boundary(rope: &Rope, byte: usize) -> usize {
 
 /// Calls `f(chunk_start, chunk_bytes, next_byte)` for the rope's chunks cut at `end`, where
 /// `next_byte` is the document byte right after the (cut) chunk, until `f` breaks.
-fn scan_chunks<T>(
-    rope: &Rope,
-    end: usize,
-    mut f: impl FnMut(usize, &[u8], Option<u8>) -> ControlFlow<T>,
-) -> Option<T> {
+fn scan_chunks<T>(rope: &Rope, end: usize, mut f: impl FnMut(usize, &[u8], Option<u8>) -> ControlFlow<T>) -> Option<T> {
     let mut chunk_start = 0;
     for chunk in rope.chunks() {
         if chunk_start >= end {
@@ -274,10 +245,7 @@ fn line_start(rope: &Rope, line: u32) -> Result<usize, PositionError> {
         }
         ControlFlow::Continue(())
     });
-    found.ok_or(PositionError::LineOutOfRange {
-        line,
-        line_count: seen + 1,
-    })
+    found.ok_or(PositionError::LineOutOfRange { line, line_count: seen + 1 })
 }
 
 /// The start of the line holding `byte` (a char boundary): just after the last break before it.

@@ -37,19 +37,9 @@ fn offsets_in_utf16() {
         (at(3, 7), 20),
     ];
     for (pos, byte) in cases {
-        assert_eq!(
-            offset_of(&rope, pos, Utf16),
-            Ok(ByteOffset(byte)),
-            "{pos:?}"
-        );
+        assert_eq!(offset_of(&rope, pos, Utf16), Ok(ByteOffset(byte)), "{pos:?}");
     }
-    assert_eq!(
-        offset_of(&rope, at(4, 0), Utf16),
-        Err(PositionError::LineOutOfRange {
-            line: 4,
-            line_count: 4
-        })
-    );
+    assert_eq!(offset_of(&rope, at(4, 0), Utf16), Err(PositionError::LineOutOfRange { line: 4, line_count: 4 }));
 }
 
 #[test]
@@ -95,16 +85,8 @@ fn positions_of_offsets() {
         (500, at(3, 1), at(3, 1)), // past the end: clamp
     ];
     for (byte, utf16, utf8) in cases {
-        assert_eq!(
-            line_col_of(&rope, ByteOffset(byte), Utf16),
-            utf16,
-            "utf-16 {byte}"
-        );
-        assert_eq!(
-            line_col_of(&rope, ByteOffset(byte), Utf8),
-            utf8,
-            "utf-8 {byte}"
-        );
+        assert_eq!(line_col_of(&rope, ByteOffset(byte), Utf16), utf16, "utf-16 {byte}");
+        assert_eq!(line_col_of(&rope, ByteOffset(byte), Utf8), utf8, "utf-8 {byte}");
     }
 }
 
@@ -115,20 +97,11 @@ fn empty_document() {
     for enc in [Utf8, Utf16] {
         assert_eq!(offset_of(&rope, at(0, 0), enc), Ok(ByteOffset(0)));
         assert_eq!(offset_of(&rope, at(0, 3), enc), Ok(ByteOffset(0)));
-        assert_eq!(
-            offset_of(&rope, at(1, 0), enc),
-            Err(PositionError::LineOutOfRange {
-                line: 1,
-                line_count: 1
-            })
-        );
+        assert_eq!(offset_of(&rope, at(1, 0), enc), Err(PositionError::LineOutOfRange { line: 1, line_count: 1 }));
         assert_eq!(line_col_of(&rope, ByteOffset(0), enc), at(0, 0));
         assert_eq!(line_col_of(&rope, ByteOffset(9), enc), at(0, 0));
     }
-    assert_eq!(
-        ts_point_of(&rope, ByteOffset(0)),
-        tree_sitter::Point { row: 0, column: 0 }
-    );
+    assert_eq!(ts_point_of(&rope, ByteOffset(0)), tree_sitter::Point { row: 0, column: 0 });
 }
 
 #[test]
@@ -136,21 +109,9 @@ fn trailing_breaks_open_an_empty_last_line() {
     for text in ["ab\n", "ab\r\n", "ab\r"] {
         let rope = Rope::from_str(text);
         assert_eq!(line_count(&rope), 2, "{text:?}");
-        assert_eq!(
-            offset_of(&rope, at(1, 0), Utf16),
-            Ok(ByteOffset(text.len())),
-            "{text:?}"
-        );
-        assert_eq!(
-            offset_of(&rope, at(0, 9), Utf16),
-            Ok(ByteOffset(2)),
-            "{text:?}"
-        );
-        assert_eq!(
-            line_col_of(&rope, ByteOffset(text.len()), Utf16),
-            at(1, 0),
-            "{text:?}"
-        );
+        assert_eq!(offset_of(&rope, at(1, 0), Utf16), Ok(ByteOffset(text.len())), "{text:?}");
+        assert_eq!(offset_of(&rope, at(0, 9), Utf16), Ok(ByteOffset(2)), "{text:?}");
+        assert_eq!(line_col_of(&rope, ByteOffset(text.len()), Utf16), at(1, 0), "{text:?}");
         assert!(offset_of(&rope, at(2, 0), Utf16).is_err(), "{text:?}");
     }
     let rope = Rope::from_str("\r\r\n\n");
@@ -178,54 +139,22 @@ fn only_cr_and_lf_break_lines() {
 fn ranges() {
     let rope = Rope::from_str(MIXED);
     let range = LineColRange::new(at(0, 2), at(1, 1));
-    assert_eq!(
-        offset_range_of(&rope, range, Utf16),
-        Ok((ByteOffset(2), ByteOffset(11)))
-    );
-    assert_eq!(
-        line_col_range_of(&rope, ByteOffset(2), ByteOffset(11), Utf16),
-        range
-    );
+    assert_eq!(offset_range_of(&rope, range, Utf16), Ok((ByteOffset(2), ByteOffset(11))));
+    assert_eq!(line_col_range_of(&rope, ByteOffset(2), ByteOffset(11), Utf16), range);
     let inverted = LineColRange::new(at(1, 0), at(0, 1));
-    assert_eq!(
-        offset_range_of(&rope, inverted, Utf16),
-        Err(PositionError::InvertedRange {
-            start: at(1, 0),
-            end: at(0, 1)
-        })
-    );
+    assert_eq!(offset_range_of(&rope, inverted, Utf16), Err(PositionError::InvertedRange { start: at(1, 0), end: at(0, 1) }));
     // Both ends clamp to the same offset: an empty range, not an error.
     let clamped = LineColRange::new(at(0, 9), at(0, 5));
-    assert_eq!(
-        offset_range_of(&rope, clamped, Utf16),
-        Ok((ByteOffset(7), ByteOffset(7)))
-    );
+    assert_eq!(offset_range_of(&rope, clamped, Utf16), Ok((ByteOffset(7), ByteOffset(7))));
 }
 
 #[test]
 fn line_start_and_end_of_offsets() {
     let rope = Rope::from_str(MIXED);
-    let cases = [
-        (0, 0, 7),
-        (3, 0, 7),
-        (7, 0, 7),
-        (8, 8, 14),
-        (15, 8, 14),
-        (17, 16, 18),
-        (20, 19, 20),
-        (99, 19, 20),
-    ];
+    let cases = [(0, 0, 7), (3, 0, 7), (7, 0, 7), (8, 8, 14), (15, 8, 14), (17, 16, 18), (20, 19, 20), (99, 19, 20)];
     for (byte, start, end) in cases {
-        assert_eq!(
-            line_start_of(&rope, ByteOffset(byte)),
-            ByteOffset(start),
-            "{byte}"
-        );
-        assert_eq!(
-            line_end_of(&rope, ByteOffset(byte)),
-            ByteOffset(end),
-            "{byte}"
-        );
+        assert_eq!(line_start_of(&rope, ByteOffset(byte)), ByteOffset(start), "{byte}");
+        assert_eq!(line_end_of(&rope, ByteOffset(byte)), ByteOffset(end), "{byte}");
     }
     let rope = Rope::from_str("a\u{2028}b");
     assert_eq!(line_start_of(&rope, ByteOffset(4)), ByteOffset(0));
@@ -234,42 +163,16 @@ fn line_start_and_end_of_offsets() {
 #[test]
 fn tree_sitter_points_count_rows_at_lf_only() {
     let rope = Rope::from_str("ab\r\ncd\ref😀g");
-    assert_eq!(
-        ts_point_of(&rope, ByteOffset(2)),
-        tree_sitter::Point { row: 0, column: 2 }
-    );
-    assert_eq!(
-        ts_point_of(&rope, ByteOffset(4)),
-        tree_sitter::Point { row: 1, column: 0 }
-    );
-    assert_eq!(
-        ts_point_of(&rope, ByteOffset(8)),
-        tree_sitter::Point { row: 1, column: 4 }
-    );
-    assert_eq!(
-        ts_point_of(&rope, ByteOffset(13)),
-        tree_sitter::Point { row: 1, column: 9 }
-    );
-    assert_eq!(
-        ts_point_of(&rope, ByteOffset(99)),
-        tree_sitter::Point { row: 1, column: 10 }
-    );
+    assert_eq!(ts_point_of(&rope, ByteOffset(2)), tree_sitter::Point { row: 0, column: 2 });
+    assert_eq!(ts_point_of(&rope, ByteOffset(4)), tree_sitter::Point { row: 1, column: 0 });
+    assert_eq!(ts_point_of(&rope, ByteOffset(8)), tree_sitter::Point { row: 1, column: 4 });
+    assert_eq!(ts_point_of(&rope, ByteOffset(13)), tree_sitter::Point { row: 1, column: 9 });
+    assert_eq!(ts_point_of(&rope, ByteOffset(99)), tree_sitter::Point { row: 1, column: 10 });
 }
 
 #[test]
 fn round_trips_on_a_multi_chunk_rope() {
-    let pieces: [&str; 10] = [
-        "fn 😀() {",
-        "\r\n",
-        "\t中文",
-        "\n",
-        "x",
-        "\r",
-        "",
-        "é\u{2028}",
-        "\r\n\r\n",
-        "  ",
-    ];
+    let pieces: [&str; 10] = ["fn 😀() {", "\r\n", "\t中文", "\n", "x", "\r", "", "é\u{2028}", "\r\n\r\n", "  "];
     let mut text = String::new();
     let mut rng = Rng::new(0x9e37_79b9);
     while text.len() < 12_000 {
@@ -282,23 +185,14 @@ fn round_trips_on_a_multi_chunk_rope() {
     for enc in [Utf8, Utf16] {
         for (byte, _) in text.char_indices().chain([(text.len(), ' ')]) {
             let pos = line_col_of(&rope, ByteOffset(byte), enc);
-            assert_eq!(
-                pos,
-                reference_line_col_in(&text, &starts, byte, enc),
-                "{enc:?} {byte}"
-            );
+            assert_eq!(pos, reference_line_col_in(&text, &starts, byte, enc), "{enc:?} {byte}");
             let back = offset_of(&rope, pos, enc).map(|o| o.0);
-            let inside_crlf = text.as_bytes().get(byte) == Some(&b'\n')
-                && byte > 0
-                && text.as_bytes()[byte - 1] == b'\r';
+            let inside_crlf = text.as_bytes().get(byte) == Some(&b'\n') && byte > 0 && text.as_bytes()[byte - 1] == b'\r';
             let expected = if inside_crlf { byte - 1 } else { byte };
             assert_eq!(back, Ok(expected), "{enc:?} {byte} {pos:?}");
         }
         for (line, &start) in starts.iter().enumerate() {
-            assert_eq!(
-                offset_of(&rope, at(line as u32, 0), enc),
-                Ok(ByteOffset(start))
-            );
+            assert_eq!(offset_of(&rope, at(line as u32, 0), enc), Ok(ByteOffset(start)));
         }
     }
 }

@@ -23,36 +23,21 @@ impl Documents {
     }
 
     pub fn with_limits(limits: DocumentLimits) -> Documents {
-        Documents {
-            documents: DashMap::new(),
-            limits: RwLock::new(limits),
-        }
+        Documents { documents: DashMap::new(), limits: RwLock::new(limits) }
     }
 
     /// The limits applied to documents opened from now on (open documents keep theirs).
     pub fn set_limits(&self, limits: DocumentLimits) {
-        *self
-            .limits
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
+        *self.limits.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
     }
 
     pub fn limits(&self) -> DocumentLimits {
-        *self
-            .limits
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.limits.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Opens (or reopens) `uri`. The language comes from `language_id`, else from the path.
     /// When the document is refused, any earlier version of it is forgotten.
-    pub fn open(
-        &self,
-        uri: &str,
-        language_id: &str,
-        text: &str,
-        version: i32,
-    ) -> Result<(), DocumentError> {
+    pub fn open(&self, uri: &str, language_id: &str, text: &str, version: i32) -> Result<(), DocumentError> {
         let path = path_from_uri(uri);
         let language = Language::detect(language_id, &path);
         // Parse before taking the map lock.
@@ -69,17 +54,8 @@ impl Documents {
     }
 
     /// Applies `changes` to `uri` (see [`Document::apply_changes`]).
-    pub fn change(
-        &self,
-        uri: &str,
-        version: i32,
-        changes: &[TextChange],
-        enc: PositionEncoding,
-    ) -> Result<(), DocumentError> {
-        let mut document = self
-            .documents
-            .get_mut(uri)
-            .ok_or_else(|| DocumentError::NotOpen(uri.to_owned()))?;
+    pub fn change(&self, uri: &str, version: i32, changes: &[TextChange], enc: PositionEncoding) -> Result<(), DocumentError> {
+        let mut document = self.documents.get_mut(uri).ok_or_else(|| DocumentError::NotOpen(uri.to_owned()))?;
         document.apply_changes(version, changes, enc)
     }
 
@@ -116,8 +92,7 @@ pub fn path_from_uri(uri: &str) -> String {
     let rest = rest.strip_prefix("localhost").unwrap_or(rest);
     let path = percent_decode(rest);
     let bytes = path.as_bytes();
-    let windows_drive =
-        bytes.len() >= 3 && bytes[0] == b'/' && bytes[1].is_ascii_alphabetic() && bytes[2] == b':';
+    let windows_drive = bytes.len() >= 3 && bytes[0] == b'/' && bytes[1].is_ascii_alphabetic() && bytes[2] == b':';
     if windows_drive {
         path[1..].to_owned()
     } else {
@@ -132,9 +107,7 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let escaped = match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(&[high, low])) => {
-                hex_value(high).zip(hex_value(low)).map(|(h, l)| h << 4 | l)
-            }
+            (b'%', Some(&[high, low])) => hex_value(high).zip(hex_value(low)).map(|(h, l)| h << 4 | l),
             _ => None,
         };
         match escaped {
@@ -148,14 +121,11 @@ fn percent_decode(text: &str) -> String {
             }
         }
     }
-    String::from_utf8(decoded)
-        .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+    String::from_utf8(decoded).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 fn hex_value(digit: u8) -> Option<u8> {
-    char::from(digit)
-        .to_digit(16)
-        .and_then(|value| u8::try_from(value).ok())
+    char::from(digit).to_digit(16).and_then(|value| u8::try_from(value).ok())
 }
 
 #[cfg(test)]
@@ -165,10 +135,7 @@ mod tests {
 
     #[test]
     fn paths_from_uris() {
-        assert_eq!(
-            path_from_uri("file:///home/me/a%20b/%E6%97%A5.rs"),
-            "/home/me/a b/日.rs"
-        );
+        assert_eq!(path_from_uri("file:///home/me/a%20b/%E6%97%A5.rs"), "/home/me/a b/日.rs");
         assert_eq!(path_from_uri("file:///c%3A/work/x.py"), "c:/work/x.py");
         assert_eq!(path_from_uri("file://localhost/etc/x.go"), "/etc/x.go");
         assert_eq!(path_from_uri("file:///bad%zz%4"), "/bad%zz%4");
@@ -187,28 +154,12 @@ mod tests {
         assert_eq!(&*snapshot.path, "/tmp/mé.py");
         assert!(snapshot.tree.is_some());
 
-        let change = TextChange {
-            range: Some(LineColRange::new(LineCol::new(0, 4), LineCol::new(0, 5))),
-            text: "2".into(),
-        };
-        documents
-            .change(
-                uri,
-                2,
-                std::slice::from_ref(&change),
-                PositionEncoding::Utf16,
-            )
-            .unwrap();
+        let change = TextChange { range: Some(LineColRange::new(LineCol::new(0, 4), LineCol::new(0, 5))), text: "2".into() };
+        documents.change(uri, 2, std::slice::from_ref(&change), PositionEncoding::Utf16).unwrap();
         let after = documents.snapshot(uri).unwrap();
-        assert_eq!(
-            (after.version, after.text.to_string()),
-            (2, "x = 2\n".to_owned())
-        );
+        assert_eq!((after.version, after.text.to_string()), (2, "x = 2\n".to_owned()));
         // The earlier snapshot is untouched.
-        assert_eq!(
-            (snapshot.version, snapshot.text.to_string()),
-            (1, "x = 1\n".to_owned())
-        );
+        assert_eq!((snapshot.version, snapshot.text.to_string()), (1, "x = 1\n".to_owned()));
 
         let missing = documents.change("file:///nope", 1, &[change], PositionEncoding::Utf16);
         assert_eq!(missing, Err(DocumentError::NotOpen("file:///nope".into())));
@@ -221,28 +172,17 @@ mod tests {
     #[test]
     fn refused_reopen_forgets_the_old_version_and_limits_apply_to_new_documents() {
         let documents = Documents::new();
-        documents
-            .open("file:///a.rs", "rust", "fn a() {}", 1)
-            .unwrap();
-        assert_eq!(
-            documents.open("file:///a.rs", "rust", "\0\0", 2),
-            Err(DocumentError::Binary)
-        );
+        documents.open("file:///a.rs", "rust", "fn a() {}", 1).unwrap();
+        assert_eq!(documents.open("file:///a.rs", "rust", "\0\0", 2), Err(DocumentError::Binary));
         assert!(!documents.contains("file:///a.rs"));
 
-        documents.set_limits(DocumentLimits {
-            max_bytes: 4,
-            max_parse_bytes: 2,
-        });
+        documents.set_limits(DocumentLimits { max_bytes: 4, max_parse_bytes: 2 });
         assert_eq!(documents.limits().max_bytes, 4);
         let refused = documents.open("file:///b.rs", "rust", "fn b() {}", 1);
         assert_eq!(refused, Err(DocumentError::TooLarge { size: 9, limit: 4 }));
         documents.open("file:///c.txt", "", "abc", 1).unwrap();
         let snapshot = documents.snapshot("file:///c.txt").unwrap();
-        assert_eq!(
-            (snapshot.language, snapshot.tree.is_none()),
-            (Language::Other, true)
-        );
+        assert_eq!((snapshot.language, snapshot.tree.is_none()), (Language::Other, true));
     }
 
     #[test]

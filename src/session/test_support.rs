@@ -21,17 +21,10 @@ pub fn reference_line_col(text: &str, byte: usize, enc: PositionEncoding) -> Lin
 }
 
 /// [`reference_line_col`] with the line starts of `text` computed beforehand.
-pub fn reference_line_col_in(
-    text: &str,
-    starts: &[usize],
-    byte: usize,
-    enc: PositionEncoding,
-) -> LineCol {
+pub fn reference_line_col_in(text: &str, starts: &[usize], byte: usize, enc: PositionEncoding) -> LineCol {
     let line = starts.iter().rposition(|&s| s <= byte).unwrap_or(0);
     let start = starts[line];
-    let content_end = text[start..]
-        .find(['\r', '\n'])
-        .map_or(text.len(), |i| start + i);
+    let content_end = text[start..].find(['\r', '\n']).map_or(text.len(), |i| start + i);
     let prefix = &text[start..byte.min(content_end)];
     let character = match enc {
         PositionEncoding::Utf8 => prefix.len(),
@@ -39,4 +32,3 @@ pub fn reference_line_col_in(
     };
     LineCol::new(line as u32, character as u32)
 }
-

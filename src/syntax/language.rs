@@ -147,14 +147,8 @@ mod tests {
     #[test]
     fn language_ids() {
         assert_eq!(Language::from_language_id("rust"), Some(Language::Rust));
-        assert_eq!(
-            Language::from_language_id("javascriptreact"),
-            Some(Language::JavaScript)
-        );
-        assert_eq!(
-            Language::from_language_id("typescriptreact"),
-            Some(Language::Tsx)
-        );
+        assert_eq!(Language::from_language_id("javascriptreact"), Some(Language::JavaScript));
+        assert_eq!(Language::from_language_id("typescriptreact"), Some(Language::Tsx));
         assert_eq!(Language::from_language_id("cpp"), Some(Language::Cpp));
         assert_eq!(Language::from_language_id("plaintext"), None);
         assert_eq!(Language::from_language_id(""), None);
@@ -198,10 +192,7 @@ mod tests {
         assert_eq!(Language::Other.line_comment(), None);
         assert!(Language::Other.ts_language().is_none());
         for language in Language::ALL {
-            assert_eq!(
-                language.ts_language().is_some(),
-                language != Language::Other
-            );
+            assert_eq!(language.ts_language().is_some(), language != Language::Other);
         }
     }
 }

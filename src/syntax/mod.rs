@@ -1,6 +1,6 @@
 //! Languages and tree-sitter: which language a document is written in ([`Language`]), and
 //! parsing a [`ropey::Rope`] incrementally into a syntax tree under a time budget ([`Parser`]),
-//! and the one textual rule for a line that opens a block ([`opens_block`]).
+//! and the one textual rule for what a line opens where it ends ([`opener`]).
 //!
 //! Nothing here knows about LSP; the `session` layer feeds documents in and keeps the trees.
 
@@ -8,30 +8,81 @@ mod language;
 mod parse;
 
 pub use language::Language;
-pub use parse::{
-    count_errors, for_each_node, has_error, ParseError, Parser, SyntaxError, SyntaxTree, DEFAULT_PARSE_BUDGET,
-};
+pub use parse::{count_errors, for_each_node, has_error, ParseError, Parser, SyntaxError, SyntaxTree, DEFAULT_PARSE_BUDGET};
 
-/// Whether a line that ends here opens a block or a bracket continued on the next lines: it ends
-/// (before trailing spaces) in `{`, `(`, `[`, `:` (Python; not a `::` path) or `=>` (an arrow
-/// body). Deciding whether a completion may span lines and cutting one at the end of its block
-/// both ask this.
-pub fn opens_block(line_head: &str) -> bool {
+/// What the end of a line opens, judged from its text: the one rule for "this line opens a
+/// block", which both the multi-line decision (`context/`) and the cut at the end of a block
+/// (`postprocess/`) ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opener {
+    /// `{`
+    Brace,
+    /// `(`
+    Paren,
+    /// `[`
+    Bracket,
+    /// `:` at the end of a Python header (not a `::` path).
+    Colon,
+    /// `=>`: a match arm or an arrow function whose body follows.
+    Arrow,
+}
+
+impl Opener {
+    /// A body follows on the next lines (rather than the rest of an expression): a completion
+    /// here may span lines.
+    pub fn starts_body(self) -> bool {
+        matches!(self, Opener::Brace | Opener::Colon | Opener::Arrow)
+    }
+
+    /// A closing line at the opener's indentation belongs to what was opened (for `=>` it
+    /// belongs to the enclosing block).
+    pub fn owns_closer(self) -> bool {
+        self != Opener::Arrow
+    }
+}
+
+/// What the line `line_head` opens where it ends (trailing spaces ignored), if anything.
+pub fn opener(line_head: &str) -> Option<Opener> {
     let h = line_head.trim_end();
-    h.ends_with(['{', '(', '[']) || h.ends_with("=>") || (h.ends_with(':') && !h.ends_with("::"))
+    if h.ends_with("=>") {
+        Some(Opener::Arrow)
+    } else if h.ends_with("::") {
+        None
+    } else {
+        match h.chars().last()? {
+            '{' => Some(Opener::Brace),
+            '(' => Some(Opener::Paren),
+            '[' => Some(Opener::Bracket),
+            ':' => Some(Opener::Colon),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::opens_block;
+    use super::{opener, Opener};
 
     #[test]
     fn openers() {
-        for head in ["def f(a):", "fn f() {", "    foo(", "x = [", "(a) =>", "if x {  "] {
-            assert!(opens_block(head), "{head:?}");
-        }
-        for head in ["return a", "foo()", "x = 1;", "a =", "", "}", "a::"] {
-            assert!(!opens_block(head), "{head:?}");
+        let cases = [
+            ("def f(a):", Some(Opener::Colon)),
+            ("fn f() {", Some(Opener::Brace)),
+            ("if x {  ", Some(Opener::Brace)),
+            ("    foo(", Some(Opener::Paren)),
+            ("x = [", Some(Opener::Bracket)),
+            ("(a) =>", Some(Opener::Arrow)),
+            ("None => ", Some(Opener::Arrow)),
+            ("return a", None),
+            ("foo()", None),
+            ("x = 1;", None),
+            ("a =", None),
+            ("", None),
+            ("}", None),
+            ("use std::", None),
+        ];
+        for (head, want) in cases {
+            assert_eq!(opener(head), want, "{head:?}");
         }
     }
 }

@@ -80,10 +80,7 @@ pub struct Parser {
 
 impl std::fmt::Debug for Parser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Parser")
-            .field("language", &self.language)
-            .field("budget", &self.budget)
-            .finish_non_exhaustive()
+        f.debug_struct("Parser").field("language", &self.language).field("budget", &self.budget).finish_non_exhaustive()
     }
 }
 
@@ -91,18 +88,10 @@ impl Parser {
     /// A parser for `language` with [`DEFAULT_PARSE_BUDGET`]. Fails for [`Language::Other`]
     /// and for a grammar whose ABI this tree-sitter does not accept.
     pub fn new(language: Language) -> Result<Parser, SyntaxError> {
-        let grammar = language
-            .ts_language()
-            .ok_or(SyntaxError::NoGrammar(language))?;
+        let grammar = language.ts_language().ok_or(SyntaxError::NoGrammar(language))?;
         let mut inner = tree_sitter::Parser::new();
-        inner
-            .set_language(&grammar)
-            .map_err(|source| SyntaxError::IncompatibleGrammar { language, source })?;
-        Ok(Parser {
-            inner,
-            language,
-            budget: DEFAULT_PARSE_BUDGET,
-        })
+        inner.set_language(&grammar).map_err(|source| SyntaxError::IncompatibleGrammar { language, source })?;
+        Ok(Parser { inner, language, budget: DEFAULT_PARSE_BUDGET })
     }
 
     /// The same parser with another time budget per parse.
@@ -236,20 +225,13 @@ mod tests {
     fn every_grammar_loads_and_parses_its_language() {
         for language in Language::ALL {
             if language == Language::Other {
-                assert!(matches!(
-                    Parser::new(language),
-                    Err(SyntaxError::NoGrammar(_))
-                ));
+                assert!(matches!(Parser::new(language), Err(SyntaxError::NoGrammar(_))));
                 continue;
             }
             let mut parser = Parser::new(language).unwrap_or_else(|e| panic!("{language}: {e}"));
             let tree = parser.try_parse(&Rope::from_str(sample(language)), None);
             let tree = tree.unwrap_or_else(|e| panic!("{language}: {e}"));
-            assert!(
-                !has_error(&tree),
-                "{language}: {}",
-                tree.root_node().to_sexp()
-            );
+            assert!(!has_error(&tree), "{language}: {}", tree.root_node().to_sexp());
             assert_eq!(count_errors(tree.root_node()), 0);
         }
     }
@@ -257,26 +239,15 @@ mod tests {
     #[test]
     fn counts_errors_and_missing_nodes() {
         let mut parser = Parser::new(Language::Rust).unwrap();
-        let tree = parser
-            .parse(
-                &Rope::from_str("fn main() { let x = (1 + ; }\nfn g( {}\n"),
-                None,
-            )
-            .unwrap();
+        let tree = parser.parse(&Rope::from_str("fn main() { let x = (1 + ; }\nfn g( {}\n"), None).unwrap();
         assert!(has_error(&tree));
         let errors = count_errors(tree.root_node());
         assert!(errors >= 2, "{errors}: {}", tree.root_node().to_sexp());
         let wrapped = SyntaxTree::new(tree, Language::Rust);
         assert!(wrapped.has_error());
 
-        let tree = parser
-            .parse(&Rope::from_str("fn main() { let x = 1 }"), None)
-            .unwrap();
-        assert!(
-            tree.root_node().to_sexp().contains("MISSING"),
-            "{}",
-            tree.root_node().to_sexp()
-        );
+        let tree = parser.parse(&Rope::from_str("fn main() { let x = 1 }"), None).unwrap();
+        assert!(tree.root_node().to_sexp().contains("MISSING"), "{}", tree.root_node().to_sexp());
         assert_eq!(count_errors(tree.root_node()), 1);
     }
 
@@ -289,14 +260,9 @@ mod tests {
         let mut parser = Parser::new(Language::Python).unwrap();
         let from_rope = parser.parse(&rope, None).unwrap();
         let mut plain = tree_sitter::Parser::new();
-        plain
-            .set_language(&tree_sitter_python::LANGUAGE.into())
-            .unwrap();
+        plain.set_language(&tree_sitter_python::LANGUAGE.into()).unwrap();
         let from_str = plain.parse(&text, None).unwrap();
-        assert_eq!(
-            from_rope.root_node().to_sexp(),
-            from_str.root_node().to_sexp()
-        );
+        assert_eq!(from_rope.root_node().to_sexp(), from_str.root_node().to_sexp());
         assert_eq!(from_rope.root_node().end_byte(), text.len());
     }
 
@@ -304,13 +270,8 @@ mod tests {
     fn a_zero_budget_times_out_and_the_parser_recovers() {
         let text = "fn f() { let a = [1, 2, 3]; }\n".repeat(20_000);
         let rope = Rope::from_str(&text);
-        let mut parser = Parser::new(Language::Rust)
-            .unwrap()
-            .with_budget(Duration::ZERO);
-        assert_eq!(
-            parser.try_parse(&rope, None).err(),
-            Some(ParseError::TimedOut(Duration::ZERO))
-        );
+        let mut parser = Parser::new(Language::Rust).unwrap().with_budget(Duration::ZERO);
+        assert_eq!(parser.try_parse(&rope, None).err(), Some(ParseError::TimedOut(Duration::ZERO)));
         let mut parser = parser.with_budget(Duration::from_secs(60));
         let small = Rope::from_str("fn g() {}\n");
         let tree = parser.parse(&small, None).unwrap();

@@ -25,12 +25,7 @@ pub struct Attention<'a> {
 
 impl Attention<'_> {
     /// `x`: normalized hidden states `[1, n, hidden]`; returns the sub-layer output, same shape.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        cache: &mut KvCache,
-        mask: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, cache: &mut KvCache, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let _span = tracing::trace_span!("attn").entered();
         let cfg = self.cfg;
         let (_, n, _) = x.dims3()?;
@@ -54,19 +49,13 @@ impl Attention<'_> {
             // Split the rows back into (group, query) so the [n, offset + n] mask broadcasts.
             Some(mask) => {
                 let total = scores.dim(D::Minus1)?;
-                scores
-                    .reshape((1, kv_heads, groups, n, total))?
-                    .broadcast_add(mask)?
-                    .reshape((1, kv_heads, groups * n, total))?
+                scores.reshape((1, kv_heads, groups, n, total))?.broadcast_add(mask)?.reshape((1, kv_heads, groups * n, total))?
             }
             None => scores,
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let y = probs.matmul(&v)?; // [1, kv_heads, groups·n, d]
-        let y = y
-            .reshape((1, heads, n, d))?
-            .transpose(1, 2)?
-            .reshape((1, n, heads * d))?;
+        let y = y.reshape((1, heads, n, d))?.transpose(1, 2)?.reshape((1, n, heads * d))?;
         self.layer.o.forward(&y)
     }
 }
@@ -93,9 +82,7 @@ pub fn causal_mask(n: usize, offset: usize, device: &Device) -> candle_core::Res
 
 /// RoPE frequencies `theta^(-2i / head_dim)` for `i < head_dim / 2`.
 fn inv_freq(head_dim: usize, theta: f64) -> Vec<f64> {
-    (0..head_dim / 2)
-        .map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64))
-        .collect()
+    (0..head_dim / 2).map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64)).collect()
 }
 
 /// `[rows, head_dim / 2]` cos/sin tables, row `r` for the angles `angle(r) · inv_freq`.
@@ -117,33 +104,19 @@ fn tables(
             sin.push(a.sin() as f32);
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (rows, half), device)?,
-        Tensor::from_vec(sin, (rows, half), device)?,
-    ))
+    Ok((Tensor::from_vec(cos, (rows, half), device)?, Tensor::from_vec(sin, (rows, half), device)?))
 }
 
 /// Neox-style RoPE tables: `cos/sin[p, i] = cos/sin(p · theta^(-2i / head_dim))`, computed in
 /// f64 so that late positions keep their precision.
-pub fn rope_tables(
-    head_dim: usize,
-    theta: f64,
-    max_ctx: usize,
-    device: &Device,
-) -> candle_core::Result<(Tensor, Tensor)> {
+pub fn rope_tables(head_dim: usize, theta: f64, max_ctx: usize, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
     tables(head_dim, theta, max_ctx, |p| p as f64, device)
 }
 
 /// Tables that turn `n` keys already rotated for their positions by `delta` more positions
 /// (negative: back): RoPE rotates each pair of a key by an angle proportional to its position,
 /// so a rotation by `delta · freq` on top of the one for `p` is the rotation for `p + delta`.
-pub fn rope_turn(
-    head_dim: usize,
-    theta: f64,
-    delta: i64,
-    n: usize,
-    device: &Device,
-) -> candle_core::Result<(Tensor, Tensor)> {
+pub fn rope_turn(head_dim: usize, theta: f64, delta: i64, n: usize, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
     tables(head_dim, theta, n, |_| delta as f64, device)
 }
 
@@ -170,10 +143,7 @@ mod tests {
 
     #[test]
     fn causal_mask_layout() {
-        let m = causal_mask(2, 1, &Device::Cpu)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let m = causal_mask(2, 1, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
         let inf = f32::NEG_INFINITY;
         assert_eq!(m, vec![vec![0.0, 0.0, inf], vec![0.0, 0.0, 0.0]]);
     }

@@ -47,39 +47,27 @@ impl ModelConfig {
     /// dedicated key); the loader cross-checks it against the embedding table.
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self, ConfigError> {
         let md = &content.metadata;
-        let arch = md
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_else(|| "<missing>".to_string());
+        let arch = md.get("general.architecture").and_then(|v| v.to_string().ok()).cloned().unwrap_or_else(|| "<missing>".to_string());
         if arch != ARCHITECTURE {
             return Err(ConfigError::Architecture(arch));
         }
         let uint = |key: &str| -> Result<usize, ConfigError> {
             md.get(key)
                 .ok_or_else(|| ConfigError::Invalid(format!("missing GGUF metadata key `{key}`")))
-                .and_then(|v| {
-                    gguf_uint(v).ok_or_else(|| {
-                        ConfigError::Invalid(format!("GGUF key `{key}` is not an integer: {v:?}"))
-                    })
-                })
+                .and_then(|v| gguf_uint(v).ok_or_else(|| ConfigError::Invalid(format!("GGUF key `{key}` is not an integer: {v:?}"))))
         };
         let float = |key: &str, default: f64| -> Result<f64, ConfigError> {
             match md.get(key) {
                 None => Ok(default),
-                Some(v) => gguf_float(v).ok_or_else(|| {
-                    ConfigError::Invalid(format!("GGUF key `{key}` is not a number: {v:?}"))
-                }),
+                Some(v) => gguf_float(v).ok_or_else(|| ConfigError::Invalid(format!("GGUF key `{key}` is not a number: {v:?}"))),
             }
         };
         let hidden_size = uint("qwen2.embedding_length")?;
         let num_heads = uint("qwen2.attention.head_count")?;
         let head_dim = match md.get("qwen2.attention.key_length") {
-            Some(v) => gguf_uint(v).ok_or_else(|| {
-                ConfigError::Invalid(
-                    "GGUF key `qwen2.attention.key_length` is not an integer".into(),
-                )
-            })?,
+            Some(v) => {
+                gguf_uint(v).ok_or_else(|| ConfigError::Invalid("GGUF key `qwen2.attention.key_length` is not an integer".into()))?
+            }
             None => hidden_size / num_heads.max(1),
         };
         let vocab_size = match md.get("tokenizer.ggml.tokens") {
@@ -105,18 +93,13 @@ impl ModelConfig {
 
     /// Parses a Hugging Face `config.json`.
     pub fn from_hf_json(json: &str) -> Result<Self, ConfigError> {
-        let raw: HfConfig = serde_json::from_str(json)
-            .map_err(|e| ConfigError::Invalid(format!("config.json is not a Qwen2 config: {e}")))?;
-        let arch = raw
-            .model_type
-            .clone()
-            .unwrap_or_else(|| "<missing>".to_string());
+        let raw: HfConfig =
+            serde_json::from_str(json).map_err(|e| ConfigError::Invalid(format!("config.json is not a Qwen2 config: {e}")))?;
+        let arch = raw.model_type.clone().unwrap_or_else(|| "<missing>".to_string());
         if arch != ARCHITECTURE {
             return Err(ConfigError::Architecture(arch));
         }
-        let head_dim = raw
-            .head_dim
-            .unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
+        let head_dim = raw.head_dim.unwrap_or(raw.hidden_size / raw.num_attention_heads.max(1));
         let cfg = Self {
             vocab_size: raw.vocab_size,
             hidden_size: raw.hidden_size,
@@ -152,22 +135,13 @@ impl ModelConfig {
             }
         }
         if self.num_heads * self.head_dim != self.hidden_size {
-            return bad(format!(
-                "num_heads ({}) * head_dim ({}) != hidden_size ({})",
-                self.num_heads, self.head_dim, self.hidden_size
-            ));
+            return bad(format!("num_heads ({}) * head_dim ({}) != hidden_size ({})", self.num_heads, self.head_dim, self.hidden_size));
         }
         if self.num_heads % self.num_kv_heads != 0 {
-            return bad(format!(
-                "num_heads ({}) is not a multiple of num_kv_heads ({})",
-                self.num_heads, self.num_kv_heads
-            ));
+            return bad(format!("num_heads ({}) is not a multiple of num_kv_heads ({})", self.num_heads, self.num_kv_heads));
         }
         if self.head_dim % 2 != 0 {
-            return bad(format!(
-                "head_dim ({}) must be even for RoPE",
-                self.head_dim
-            ));
+            return bad(format!("head_dim ({}) must be even for RoPE", self.head_dim));
         }
         if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
             return bad(format!("rope_theta ({}) must be positive", self.rope_theta));
@@ -261,19 +235,12 @@ mod tests {
     #[test]
     fn rejects_other_architectures() {
         let json = QWEN25_CODER_05B.replace("\"qwen2\"", "\"llama\"");
-        assert_eq!(
-            ModelConfig::from_hf_json(&json),
-            Err(ConfigError::Architecture("llama".into()))
-        );
+        assert_eq!(ModelConfig::from_hf_json(&json), Err(ConfigError::Architecture("llama".into())));
     }
 
     #[test]
     fn rejects_inconsistent_heads() {
-        let json =
-            QWEN25_CODER_05B.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3");
-        assert!(matches!(
-            ModelConfig::from_hf_json(&json),
-            Err(ConfigError::Invalid(_))
-        ));
+        let json = QWEN25_CODER_05B.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3");
+        assert!(matches!(ModelConfig::from_hf_json(&json), Err(ConfigError::Invalid(_))));
     }
 }

@@ -41,33 +41,22 @@ impl LoadError {
     /// to the person reading the message.
     pub(crate) fn corrupt(path: &std::path::Path, detail: impl std::fmt::Display) -> Self {
         let detail = detail.to_string();
-        Self::Corrupt {
-            path: path.to_path_buf(),
-            detail: detail.lines().next().unwrap_or_default().to_string(),
-        }
+        Self::Corrupt { path: path.to_path_buf(), detail: detail.lines().next().unwrap_or_default().to_string() }
     }
 
     /// Maps an I/O error on `path`, turning "not found" into [`LoadError::NotFound`].
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            Self::NotFound {
-                path: path.to_path_buf(),
-            }
+            Self::NotFound { path: path.to_path_buf() }
         } else {
-            Self::Io {
-                path: path.to_path_buf(),
-                source,
-            }
+            Self::Io { path: path.to_path_buf(), source }
         }
     }
 
     /// Maps a configuration problem found in `path`.
     pub(crate) fn config(path: &std::path::Path, err: super::config::ConfigError) -> Self {
         match err {
-            super::config::ConfigError::Architecture(found) => Self::UnsupportedArchitecture {
-                path: path.to_path_buf(),
-                found,
-            },
+            super::config::ConfigError::Architecture(found) => Self::UnsupportedArchitecture { path: path.to_path_buf(), found },
             super::config::ConfigError::Invalid(detail) => Self::corrupt(path, detail),
         }
     }

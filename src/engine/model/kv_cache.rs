@@ -37,12 +37,7 @@ impl KvCache {
             keys.push(Tensor::zeros(shape, dtype, device)?);
             values.push(Tensor::zeros(shape, dtype, device)?);
         }
-        Ok(Self {
-            keys,
-            values,
-            len: 0,
-            max_ctx,
-        })
+        Ok(Self { keys, values, len: 0, max_ctx })
     }
 
     /// Number of committed positions.
@@ -83,12 +78,7 @@ impl KvCache {
     ///
     /// The cursor does not move: call [`KvCache::commit`] once every layer has been written, so
     /// that a forward pass failing half-way leaves the cache as it was.
-    pub fn append(
-        &mut self,
-        layer: usize,
-        k: &Tensor,
-        v: &Tensor,
-    ) -> candle_core::Result<(Tensor, Tensor)> {
+    pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
         let n = k.dim(2)?;
         self.ensure_room(n)?;
         let (Some(k_cache), Some(v_cache)) = (self.keys.get(layer), self.values.get(layer)) else {
@@ -153,11 +143,7 @@ impl KvCache {
     /// Appends a span at position `len()` and commits it. Each layer's keys pass through
     /// `turn` first: they carry the rotation of the positions they were copied from, and the
     /// caller turns them by the distance moved (see the model's `append_span`).
-    pub fn append_span(
-        &mut self,
-        span: &KvSpan,
-        turn: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
-    ) -> candle_core::Result<()> {
+    pub fn append_span(&mut self, span: &KvSpan, turn: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> candle_core::Result<()> {
         if span.keys.len() != self.keys.len() {
             candle_core::bail!("KV span does not fit this cache");
         }
@@ -298,14 +284,7 @@ mod tests {
     }
     impl SumPositions for Tensor {
         fn i_sum_positions(&self) -> Vec<f32> {
-            self.sum(3)
-                .unwrap()
-                .sum(1)
-                .unwrap()
-                .squeeze(0)
-                .unwrap()
-                .to_vec1()
-                .unwrap()
+            self.sum(3).unwrap().sum(1).unwrap().squeeze(0).unwrap().to_vec1().unwrap()
         }
     }
 }

@@ -29,12 +29,7 @@ pub use error::LoadError;
 pub use kv_cache::{KvSnapshot, KvSpan};
 
 /// Special tokens a fill-in-the-middle prompt needs; each must encode as one id.
-pub const FIM_TOKENS: [&str; 4] = [
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|endoftext|>",
-];
+pub const FIM_TOKENS: [&str; 4] = ["<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|endoftext|>"];
 
 /// A loaded Qwen2 model and its KV cache.
 #[derive(Debug)]
@@ -46,16 +41,10 @@ impl Qwen2 {
     /// Loads a GGUF file or a Hugging Face folder (decided by: is a directory → HF; else GGUF
     /// magic bytes) and allocates a KV cache of `max_ctx` positions (clamped to the model's
     /// trained context and to at least 1; see [`Qwen2::max_ctx`]).
-    pub fn load(
-        path: &Path,
-        device: &Device,
-        max_ctx: usize,
-    ) -> Result<(Qwen2, Tokenizer), LoadError> {
+    pub fn load(path: &Path, device: &Device, max_ctx: usize) -> Result<(Qwen2, Tokenizer), LoadError> {
         // candle may panic on malformed data it does not validate; a bad file must never take
         // the server down, so a panic during loading is reported as corruption.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            load_unguarded(path, device, max_ctx)
-        })) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load_unguarded(path, device, max_ctx))) {
             Ok(result) => result,
             Err(panic) => {
                 let msg = panic
@@ -63,10 +52,7 @@ impl Qwen2 {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_string());
-                Err(LoadError::corrupt(
-                    path,
-                    format!("the loader panicked: {msg}"),
-                ))
+                Err(LoadError::corrupt(path, format!("the loader panicked: {msg}")))
             }
         }
     }
@@ -137,11 +123,7 @@ impl Qwen2 {
 }
 
 /// [`Qwen2::load`] without the panic guard.
-fn load_unguarded(
-    path: &Path,
-    device: &Device,
-    max_ctx: usize,
-) -> Result<(Qwen2, Tokenizer), LoadError> {
+fn load_unguarded(path: &Path, device: &Device, max_ctx: usize) -> Result<(Qwen2, Tokenizer), LoadError> {
     let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
     let (cfg, weights, tokenizer) = if meta.is_dir() {
         weights::load_hf(path, device)?
@@ -158,12 +140,8 @@ fn load_unguarded(
         max_ctx,
         "model loaded"
     );
-    let model = qwen2::Model::new(cfg, weights, max_ctx, device).map_err(|e| {
-        LoadError::corrupt(
-            path,
-            format!("cannot set up the model ({e}); try a smaller context"),
-        )
-    })?;
+    let model = qwen2::Model::new(cfg, weights, max_ctx, device)
+        .map_err(|e| LoadError::corrupt(path, format!("cannot set up the model ({e}); try a smaller context")))?;
     Ok((Qwen2 { model }, tokenizer))
 }
 
@@ -173,26 +151,16 @@ fn check_gguf_magic(path: &Path) -> Result<(), LoadError> {
     let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let read = file.read(&mut magic).map_err(|e| LoadError::io(path, e))?;
     if read < 4 || &magic != b"GGUF" {
-        return Err(LoadError::NotAModel {
-            path: path.to_path_buf(),
-            reason: "it does not start with the GGUF magic bytes".into(),
-        });
+        return Err(LoadError::NotAModel { path: path.to_path_buf(), reason: "it does not start with the GGUF magic bytes".into() });
     }
     Ok(())
 }
 
 /// Checks that the tokenizer can drive FIM completion and fits the model's vocabulary.
 fn check_tokenizer(path: &Path, tokenizer: &Tokenizer, cfg: &ModelConfig) -> Result<(), LoadError> {
-    let error = |detail: String| LoadError::Tokenizer {
-        path: path.to_path_buf(),
-        detail,
-    };
+    let error = |detail: String| LoadError::Tokenizer { path: path.to_path_buf(), detail };
     for token in FIM_TOKENS {
-        let single = tokenizer
-            .encode(token, false)
-            .ok()
-            .filter(|enc| enc.get_ids().len() == 1)
-            .map(|enc| enc.get_ids()[0]);
+        let single = tokenizer.encode(token, false).ok().filter(|enc| enc.get_ids().len() == 1).map(|enc| enc.get_ids()[0]);
         if single.is_none() || single != tokenizer.token_to_id(token) {
             return Err(error(format!(
                 "not a FIM-capable Qwen2.5-Coder tokenizer: `{token}` is not a single token; \

@@ -33,18 +33,11 @@ pub fn q5_0_to_q8_0(qt: &QTensor) -> candle_core::Result<QTensor> {
     }
     let src = qt.data()?;
     if src.len() % Q5_0_BLOCK_BYTES != 0 {
-        candle_core::bail!(
-            "Q5_0 data of {} bytes is not a whole number of blocks",
-            src.len()
-        );
+        candle_core::bail!("Q5_0 data of {} bytes is not a whole number of blocks", src.len());
     }
     let blocks = src.len() / Q5_0_BLOCK_BYTES;
     if blocks * BLOCK != qt.shape().elem_count() {
-        candle_core::bail!(
-            "Q5_0 tensor {:?} holds {blocks} blocks, expected {}",
-            qt.shape(),
-            qt.shape().elem_count() / BLOCK
-        );
+        candle_core::bail!("Q5_0 tensor {:?} holds {blocks} blocks, expected {}", qt.shape(), qt.shape().elem_count() / BLOCK);
     }
     // candle reinterprets the bytes as `[BlockQ8_0]`, whose alignment is that of its f16 scale,
     // so start the output at an even address (one spare byte makes room for the shift).
@@ -52,10 +45,7 @@ pub fn q5_0_to_q8_0(qt: &QTensor) -> candle_core::Result<QTensor> {
     let mut buf = vec![0u8; len + 1];
     let start = buf.as_ptr().align_offset(std::mem::align_of::<u16>());
     let dst = &mut buf[start..start + len];
-    for (s, d) in src
-        .chunks_exact(Q5_0_BLOCK_BYTES)
-        .zip(dst.chunks_exact_mut(Q8_0_BLOCK_BYTES))
-    {
+    for (s, d) in src.chunks_exact(Q5_0_BLOCK_BYTES).zip(dst.chunks_exact_mut(Q8_0_BLOCK_BYTES)) {
         convert_block(s, d);
     }
     let storage = QStorage::from_data(Cow::Borrowed(dst), &qt.device(), GgmlDType::Q8_0)?;
@@ -101,18 +91,13 @@ mod tests {
             let bits = ((r >> 8) as u16 & 0x8000) | (exponent << 10) | ((r >> 24) as u16 & 0x03ff);
             block[0..2].copy_from_slice(&bits.to_le_bytes());
         }
-        let storage =
-            QStorage::from_data(Cow::Borrowed(bytes), &Device::Cpu, GgmlDType::Q5_0).unwrap();
+        let storage = QStorage::from_data(Cow::Borrowed(bytes), &Device::Cpu, GgmlDType::Q5_0).unwrap();
         QTensor::new(storage, (rows, cols)).unwrap()
     }
 
     fn f32_bits(qt: &QTensor) -> Vec<u32> {
         let t = qt.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
-        t.to_vec1::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f32::to_bits)
-            .collect()
+        t.to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
     }
 
     #[test]

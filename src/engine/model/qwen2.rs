@@ -27,29 +27,10 @@ pub struct Model {
 
 impl Model {
     /// Builds the model and allocates a KV cache of `max_ctx` positions.
-    pub fn new(
-        cfg: ModelConfig,
-        weights: Weights,
-        max_ctx: usize,
-        device: &Device,
-    ) -> candle_core::Result<Self> {
+    pub fn new(cfg: ModelConfig, weights: Weights, max_ctx: usize, device: &Device) -> candle_core::Result<Self> {
         let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_theta, max_ctx, device)?;
-        let cache = KvCache::new(
-            cfg.num_layers,
-            cfg.num_kv_heads,
-            cfg.head_dim,
-            max_ctx,
-            DType::F32,
-            device,
-        )?;
-        Ok(Self {
-            cfg,
-            weights,
-            cache,
-            cos,
-            sin,
-            device: device.clone(),
-        })
+        let cache = KvCache::new(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, max_ctx, DType::F32, device)?;
+        Ok(Self { cfg, weights, cache, cos, sin, device: device.clone() })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -105,10 +86,7 @@ impl Model {
         }
         self.cache.ensure_room(tokens.len())?;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab_size) {
-            candle_core::bail!(
-                "token id {bad} is outside the vocabulary of {}",
-                self.cfg.vocab_size
-            );
+            candle_core::bail!("token id {bad} is outside the vocabulary of {}", self.cfg.vocab_size);
         }
         let start = self.cache.len();
         let result = self.forward_chunks(tokens, want);
@@ -132,11 +110,7 @@ impl Model {
     }
 
     /// One forward pass over `tokens` (already validated to fit), committing them to the cache.
-    fn forward_chunk(
-        &mut self,
-        tokens: &[u32],
-        wanted: Logits,
-    ) -> candle_core::Result<Option<Tensor>> {
+    fn forward_chunk(&mut self, tokens: &[u32], wanted: Logits) -> candle_core::Result<Option<Tensor>> {
         let n = tokens.len();
         let offset = self.cache.len();
         let _span = tracing::trace_span!("chunk", n, offset).entered();
@@ -145,11 +119,7 @@ impl Model {
             let _span = tracing::trace_span!("embed").entered();
             self.weights.embed.forward(&ids)?.unsqueeze(0)? // [1, n, hidden]
         };
-        let mask = if n > 1 {
-            Some(causal_mask(n, offset, &self.device)?)
-        } else {
-            None
-        };
+        let mask = if n > 1 { Some(causal_mask(n, offset, &self.device)?) } else { None };
         let cos = self.cos.narrow(0, offset, n)?;
         let sin = self.sin.narrow(0, offset, n)?;
         let eps = self.cfg.rms_norm_eps as f32;
@@ -157,13 +127,7 @@ impl Model {
         for (index, layer) in self.weights.layers.iter().enumerate() {
             let _span = tracing::trace_span!("layer", index).entered();
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
-            let attn = Attention {
-                cfg: &self.cfg,
-                layer,
-                index,
-                cos: &cos,
-                sin: &sin,
-            };
+            let attn = Attention { cfg: &self.cfg, layer, index, cos: &cos, sin: &sin };
             let h = attn.forward(&h, &mut self.cache, mask.as_ref())?;
             x = (x + h)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
@@ -210,29 +174,18 @@ mod tests {
     /// The tiny model on the quantized kernels only: these tests check cache mechanics, which
     /// must be exact, and the dense prefill path rounds differently (tested on its own below).
     fn tiny() -> Qwen2 {
-        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128)
-            .unwrap()
-            .0;
+        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128).unwrap().0;
         model.set_dense_prefill(false);
         model
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
     }
 
     /// Deterministic token ids inside the tiny vocabulary.
     fn tokens(n: usize, seed: u32) -> Vec<u32> {
-        (0..n as u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed) % 256)
-            .collect()
+        (0..n as u32).map(|i| (i.wrapping_mul(2_654_435_761) ^ seed) % 256).collect()
     }
 
     #[test]
@@ -302,9 +255,7 @@ mod tests {
 
     #[test]
     fn long_inputs_run_in_chunks_with_the_same_result() {
-        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 1024)
-            .unwrap()
-            .0;
+        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 1024).unwrap().0;
         model.set_dense_prefill(false);
         let n = PREFILL_CHUNK + 150;
         let all = tokens(n, 9);
@@ -329,9 +280,7 @@ mod tests {
         // Same weights, two kernels: the dense f32 GEMM (prefill chunks) and candle's Q8_0 dot
         // products on 8-bit activations. They must agree up to that rounding, and short inputs
         // (decoding) must not take the dense path at all.
-        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128)
-            .unwrap()
-            .0;
+        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128).unwrap().0;
         let all = tokens(40, 3);
         let dense = model.forward_all(&all).unwrap();
         model.truncate(0);
@@ -341,7 +290,8 @@ mod tests {
         let diff = max_abs_diff(&dense, &quantized);
         assert!(diff > 0.0, "the dense path was not taken");
         assert!(diff < 0.1 * scale, "diff {diff} against logits up to {scale}");
-        let (d, q) = (dense.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap(), quantized.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap());
+        let (d, q) =
+            (dense.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap(), quantized.argmax(D::Minus1).unwrap().to_vec1::<u32>().unwrap());
         let same = d.iter().zip(&q).filter(|(a, b)| a == b).count();
         assert!(same * 10 >= all.len() * 9, "argmax agrees at only {same} of {} positions", all.len());
 
@@ -409,8 +359,7 @@ mod tests {
             eprintln!("INKLING_TEST_MODEL is not set: skipping the real-model test");
             return;
         };
-        let (mut model, tokenizer) =
-            Qwen2::load(std::path::Path::new(&path), &Device::Cpu, 512).unwrap();
+        let (mut model, tokenizer) = Qwen2::load(std::path::Path::new(&path), &Device::Cpu, 512).unwrap();
         let prompt = "<|fim_prefix|>def add(a, b):\n    return <|fim_suffix|>\n<|fim_middle|>";
         let ids = tokenizer.encode(prompt, false).unwrap().get_ids().to_vec();
         let eos = tokenizer.token_to_id("<|endoftext|>").unwrap();
@@ -422,9 +371,6 @@ mod tests {
         }
         let text = tokenizer.decode(&out, true).unwrap();
         eprintln!("completion: {text:?}");
-        assert!(
-            text.starts_with("a + b") || text.starts_with("a+b"),
-            "{text:?}"
-        );
+        assert!(text.starts_with("a + b") || text.starts_with("a+b"), "{text:?}");
     }
 }

@@ -21,18 +21,12 @@ fn tiny_model_loads_with_a_fim_tokenizer() {
     let ids = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
     assert_eq!(tokenizer.decode(&ids, false).unwrap(), text);
     // The indentation goes through the "Ġ Ġ" merge.
-    assert!(
-        ids.contains(&tokenizer.token_to_id("ĠĠ").unwrap()),
-        "{ids:?}"
-    );
+    assert!(ids.contains(&tokenizer.token_to_id("ĠĠ").unwrap()), "{ids:?}");
 
     let prompt = "<|fim_prefix|>x = <|fim_suffix|>\n<|fim_middle|>";
     let ids = tokenizer.encode(prompt, false).unwrap().get_ids().to_vec();
     for marker in ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"] {
-        assert!(
-            ids.contains(&tokenizer.token_to_id(marker).unwrap()),
-            "{marker} in {ids:?}"
-        );
+        assert!(ids.contains(&tokenizer.token_to_id(marker).unwrap()), "{marker} in {ids:?}");
     }
     assert_eq!(tokenizer.decode(&ids, false).unwrap(), prompt);
 }
@@ -54,10 +48,7 @@ fn truncated_gguf_is_corrupt() {
         std::fs::write(&cut, &bytes[..(bytes.len() as f64 * fraction) as usize]).unwrap();
         match load(&cut) {
             Err(LoadError::Corrupt { .. }) => {}
-            other => panic!(
-                "cut at {fraction}: expected Corrupt, got {:?}",
-                other.map(|_| ())
-            ),
+            other => panic!("cut at {fraction}: expected Corrupt, got {:?}", other.map(|_| ())),
         }
     }
 }
@@ -93,10 +84,7 @@ fn other_architectures_are_rejected() {
     std::fs::write(&path, &bytes).unwrap();
     match load(&path) {
         Err(LoadError::UnsupportedArchitecture { found, .. }) => assert_eq!(found, "llama"),
-        other => panic!(
-            "expected UnsupportedArchitecture, got {:?}",
-            other.map(|_| ())
-        ),
+        other => panic!("expected UnsupportedArchitecture, got {:?}", other.map(|_| ())),
     }
 }
 
@@ -106,10 +94,7 @@ fn tokenizer_without_fim_tokens_is_rejected() {
     let path = testing::write_tiny_model(dir.path(), 4).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let needle = b"<|fim_middle|>";
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .unwrap();
+    let at = bytes.windows(needle.len()).position(|w| w == needle).unwrap();
     bytes[at..at + needle.len()].copy_from_slice(b"<|fim_muddle|>");
     std::fs::write(&path, &bytes).unwrap();
     let err = load(&path).unwrap_err();
@@ -121,11 +106,7 @@ fn tokenizer_without_fim_tokens_is_rejected() {
 fn hf_folder_matches_f32_gguf() {
     let dir = tempfile::tempdir().unwrap();
     for tied in [true, false] {
-        let opts = TinyOptions {
-            quantized: false,
-            tied,
-            ..TinyOptions::default()
-        };
+        let opts = TinyOptions { quantized: false, tied, ..TinyOptions::default() };
         let gguf = testing::write_tiny_gguf(dir.path(), 11, opts).unwrap();
         let hf = testing::write_tiny_hf(dir.path(), 11, tied).unwrap();
         let (mut a, tok_a) = load(&gguf).unwrap();
@@ -136,14 +117,7 @@ fn hf_folder_matches_f32_gguf() {
         assert_eq!(ids, tok_b.encode(text, false).unwrap().get_ids());
         let la = a.forward_all(&ids).unwrap();
         let lb = b.forward_all(&ids).unwrap();
-        let diff = (la - lb)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = (la - lb).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-4, "tied={tied}: max diff {diff}");
     }
 }

@@ -141,23 +141,13 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
     // GGUF has no vocabulary-size key: the embedding table is authoritative.
     let vocab = match content.tensor_infos.get("token_embd.weight") {
         Some(info) => info.shape.dims().first().copied().unwrap_or(0),
-        None => {
-            return Err(LoadError::corrupt(
-                path,
-                "missing tensor `token_embd.weight`",
-            ))
-        }
+        None => return Err(LoadError::corrupt(path, "missing tensor `token_embd.weight`")),
     };
     cfg.vocab_size = vocab;
     cfg.tie_word_embeddings = !content.tensor_infos.contains_key("output.weight");
     cfg.validate().map_err(|e| LoadError::config(path, e))?;
 
-    let mut gguf = GgufTensors {
-        path,
-        content: &content,
-        reader: &mut reader,
-        device,
-    };
+    let mut gguf = GgufTensors { path, content: &content, reader: &mut reader, device };
     let (h, kv, ffn) = (cfg.hidden_size, cfg.kv_dim(), cfg.intermediate_size);
     let embed = Arc::new(gguf.quantized("token_embd.weight", &[vocab, h])?);
     let mut layers = Vec::with_capacity(cfg.num_layers);
@@ -182,12 +172,7 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
         QMatMul::from_qtensor(gguf.quantized("output.weight", &[vocab, h])?)
     }
     .map_err(|e| LoadError::corrupt(path, e))?;
-    let weights = Weights {
-        embed: Embedding::Quantized(embed),
-        layers,
-        final_norm,
-        lm_head,
-    };
+    let weights = Weights { embed: Embedding::Quantized(embed), layers, final_norm, lm_head };
     Ok((cfg, weights, tokenizer))
 }
 
@@ -202,19 +187,9 @@ struct GgufTensors<'a, R> {
 impl<R: std::io::Read + std::io::Seek> GgufTensors<'_, R> {
     /// Reads `name`, checking it has shape `dims` (PyTorch order: `[out, in]`).
     fn quantized(&mut self, name: &str, dims: &[usize]) -> Result<QTensor, LoadError> {
-        let info = self
-            .content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| LoadError::corrupt(self.path, format!("missing tensor `{name}`")))?;
+        let info = self.content.tensor_infos.get(name).ok_or_else(|| LoadError::corrupt(self.path, format!("missing tensor `{name}`")))?;
         if info.shape.dims() != dims {
-            return Err(LoadError::corrupt(
-                self.path,
-                format!(
-                    "tensor `{name}` has shape {:?}, expected {dims:?}",
-                    info.shape.dims()
-                ),
-            ));
+            return Err(LoadError::corrupt(self.path, format!("tensor `{name}` has shape {:?}, expected {dims:?}", info.shape.dims())));
         }
         let qt = info
             .read(self.reader, self.content.tensor_data_offset, self.device)
@@ -231,21 +206,11 @@ impl<R: std::io::Read + std::io::Seek> GgufTensors<'_, R> {
     }
 
     /// Reads `{prefix}.{base}.weight` (and `.bias` when `bias`).
-    fn linear(
-        &mut self,
-        prefix: &str,
-        base: &str,
-        [out, inp]: [usize; 2],
-        bias: bool,
-    ) -> Result<Linear, LoadError> {
+    fn linear(&mut self, prefix: &str, base: &str, [out, inp]: [usize; 2], bias: bool) -> Result<Linear, LoadError> {
         let name = format!("{prefix}.{base}.weight");
         let weight = QMatMul::from_qtensor(self.quantized(&name, &[out, inp])?)
             .map_err(|e| LoadError::corrupt(self.path, format!("tensor `{name}`: {e}")))?;
-        let bias = if bias {
-            Some(self.dense(&format!("{prefix}.{base}.bias"), &[out])?)
-        } else {
-            None
-        };
+        let bias = if bias { Some(self.dense(&format!("{prefix}.{base}.bias"), &[out])?) } else { None };
         Ok(Linear::new(weight, bias))
     }
 }
@@ -255,10 +220,7 @@ pub fn load_hf(dir: &Path, device: &Device) -> Result<Loaded, LoadError> {
     let _span = tracing::debug_span!("load_hf", path = %dir.display()).entered();
     let config_path = dir.join("config.json");
     if !config_path.is_file() {
-        return Err(LoadError::NotAModel {
-            path: dir.to_path_buf(),
-            reason: "the folder has no config.json".into(),
-        });
+        return Err(LoadError::NotAModel { path: dir.to_path_buf(), reason: "the folder has no config.json".into() });
     }
     let json = std::fs::read_to_string(&config_path).map_err(|e| LoadError::io(&config_path, e))?;
     let cfg = ModelConfig::from_hf_json(&json).map_err(|e| LoadError::config(&config_path, e))?;
@@ -272,17 +234,11 @@ pub fn load_hf(dir: &Path, device: &Device) -> Result<Loaded, LoadError> {
     let files = safetensors_files(dir)?;
     let mut tensors = HashMap::new();
     for file in &files {
-        let loaded = candle_core::safetensors::load(file, device)
-            .map_err(|e| LoadError::corrupt(file, e))?;
+        let loaded = candle_core::safetensors::load(file, device).map_err(|e| LoadError::corrupt(file, e))?;
         tensors.extend(loaded);
     }
     let mut st = HfTensors { path: dir, tensors };
-    let (h, kv, ffn, vocab) = (
-        cfg.hidden_size,
-        cfg.kv_dim(),
-        cfg.intermediate_size,
-        cfg.vocab_size,
-    );
+    let (h, kv, ffn, vocab) = (cfg.hidden_size, cfg.kv_dim(), cfg.intermediate_size, cfg.vocab_size);
     let embed = st.dense("model.embed_tokens.weight", &[vocab, h])?;
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
@@ -300,17 +256,9 @@ pub fn load_hf(dir: &Path, device: &Device) -> Result<Loaded, LoadError> {
         });
     }
     let final_norm = st.dense("model.norm.weight", &[h])?;
-    let lm_head = if cfg.tie_word_embeddings {
-        QMatMul::Tensor(embed.clone())
-    } else {
-        QMatMul::Tensor(st.dense("lm_head.weight", &[vocab, h])?)
-    };
-    let weights = Weights {
-        embed: Embedding::Dense(embed),
-        layers,
-        final_norm,
-        lm_head,
-    };
+    let lm_head =
+        if cfg.tie_word_embeddings { QMatMul::Tensor(embed.clone()) } else { QMatMul::Tensor(st.dense("lm_head.weight", &[vocab, h])?) };
+    let weights = Weights { embed: Embedding::Dense(embed), layers, final_norm, lm_head };
     Ok((cfg, weights, tokenizer))
 }
 
@@ -326,10 +274,7 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     }
     files.sort();
     if files.is_empty() {
-        return Err(LoadError::NotAModel {
-            path: dir.to_path_buf(),
-            reason: "the folder has no *.safetensors weights".into(),
-        });
+        return Err(LoadError::NotAModel { path: dir.to_path_buf(), reason: "the folder has no *.safetensors weights".into() });
     }
     Ok(files)
 }
@@ -342,35 +287,16 @@ struct HfTensors<'a> {
 
 impl HfTensors<'_> {
     fn dense(&mut self, name: &str, dims: &[usize]) -> Result<Tensor, LoadError> {
-        let t = self
-            .tensors
-            .remove(name)
-            .ok_or_else(|| LoadError::corrupt(self.path, format!("missing tensor `{name}`")))?;
+        let t = self.tensors.remove(name).ok_or_else(|| LoadError::corrupt(self.path, format!("missing tensor `{name}`")))?;
         if t.dims() != dims {
-            return Err(LoadError::corrupt(
-                self.path,
-                format!(
-                    "tensor `{name}` has shape {:?}, expected {dims:?}",
-                    t.dims()
-                ),
-            ));
+            return Err(LoadError::corrupt(self.path, format!("tensor `{name}` has shape {:?}, expected {dims:?}", t.dims())));
         }
-        t.to_dtype(DType::F32)
-            .map_err(|e| LoadError::corrupt(self.path, format!("tensor `{name}`: {e}")))
+        t.to_dtype(DType::F32).map_err(|e| LoadError::corrupt(self.path, format!("tensor `{name}`: {e}")))
     }
 
-    fn linear(
-        &mut self,
-        prefix: &str,
-        [out, inp]: [usize; 2],
-        bias: bool,
-    ) -> Result<Linear, LoadError> {
+    fn linear(&mut self, prefix: &str, [out, inp]: [usize; 2], bias: bool) -> Result<Linear, LoadError> {
         let weight = QMatMul::Tensor(self.dense(&format!("{prefix}.weight"), &[out, inp])?);
-        let bias = if bias {
-            Some(self.dense(&format!("{prefix}.bias"), &[out])?)
-        } else {
-            None
-        };
+        let bias = if bias { Some(self.dense(&format!("{prefix}.bias"), &[out])?) } else { None };
         Ok(Linear::new(weight, bias))
     }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::*;
 use crate::config::Settings;
 use crate::context::{self, Decision};
-use crate::rng::Rng;
 use crate::engine::testing::{tiny_model_path, write_tiny_gguf, TinyOptions};
 use crate::prompt::{Budget, PromptText};
+use crate::rng::Rng;
 use crate::session::{ByteOffset, Document, DocumentLimits};
 use crate::syntax::Language;
 
@@ -144,7 +144,8 @@ fn a_prompt_inside_the_cached_sequence_needs_no_forward_pass() {
     let mut b = backend(true, false);
     let mut cold = backend(false, false);
     let cancel = CancelToken::new();
-    let mut text = PromptText { prefix: "def add(a, b):\n".into(), suffix: "\n".into(), line_head: "    return ".into(), ..PromptText::default() };
+    let mut text =
+        PromptText { prefix: "def add(a, b):\n".into(), suffix: "\n".into(), line_head: "    return ".into(), ..PromptText::default() };
     let first = b.generate(&request("d.py", &text, 8), &cancel).unwrap();
     // The user types the first characters the model wrote.
     let typed: String = first.text.chars().take(3).collect();
@@ -168,7 +169,8 @@ fn moved_runs_give_exactly_the_cold_result_in_a_one_block_model() {
     let mut cold = Qwen2Backend::load(&path, &Device::Cpu, EngineOptions { reuse: false, ..options }).unwrap();
     let cancel = CancelToken::new();
     let below = "\n    total = total + self.x(a, b)\n    return total\n\ndef other(a, b):\n    return a\n";
-    let mut text = PromptText { prefix: "def f(a, b):\n".into(), suffix: below.into(), line_head: "    x = ".into(), ..PromptText::default() };
+    let mut text =
+        PromptText { prefix: "def f(a, b):\n".into(), suffix: below.into(), line_head: "    x = ".into(), ..PromptText::default() };
     let mut moved = 0;
     for line in ["    x = a + 1\n", "    y = x * 2\n", "    self.z = y\n"] {
         let w = warm.generate(&request("m.py", &text, 6), &cancel).unwrap();
@@ -192,7 +194,8 @@ fn moved_runs_give_exactly_the_cold_result_in_a_one_block_model() {
 #[test]
 fn moving_to_the_next_line_reuses_most_of_the_prompt() {
     // A 300-line file; the user finishes a line and presses Enter, thirty times.
-    let mut b = Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, EngineOptions { speculate: false, ..EngineOptions::default() }).unwrap();
+    let mut b =
+        Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, EngineOptions { speculate: false, ..EngineOptions::default() }).unwrap();
     let settings = Settings { max_prefix_tokens: 600, max_suffix_tokens: 200, max_new_tokens: 4, ..Settings::default() };
     let lines: Vec<String> = (0..300).map(|i| format!("    v{i} = f(v{})", i / 2)).collect();
     let cancel = CancelToken::new();
@@ -234,7 +237,8 @@ fn moving_to_the_next_line_reuses_most_of_the_prompt() {
 fn a_cancelled_prefill_keeps_what_it_ran_for_the_next_request() {
     let mut b = backend(true, false);
     let mut cold = backend(false, false);
-    let text = PromptText { prefix: "    total = total + 1\n".repeat(12), suffix: "\n".into(), line_head: "    ".into(), ..PromptText::default() };
+    let text =
+        PromptText { prefix: "    total = total + 1\n".repeat(12), suffix: "\n".into(), line_head: "    ".into(), ..PromptText::default() };
     let cancelled = CancelToken::new();
     cancelled.cancel();
     let stopped = b.generate(&request("p.py", &text, 8), &cancelled).unwrap();
@@ -250,7 +254,8 @@ fn a_cancelled_prefill_keeps_what_it_ran_for_the_next_request() {
 
 #[test]
 fn a_cold_prompt_is_sized_to_the_latency_target_and_grows_with_the_next_requests() {
-    let mut b = Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, EngineOptions { speculate: false, ..EngineOptions::default() }).unwrap();
+    let mut b =
+        Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, EngineOptions { speculate: false, ..EngineOptions::default() }).unwrap();
     let prefix: String = (0..80).map(|i| format!("x{i} = f(x{})\n", i / 3)).collect();
     let suffix: String = (80..120).map(|i| format!("y{i} = g(y{})\n", i / 3)).collect();
     let text = PromptText { prefix, suffix, line_head: "z = ".into(), ..PromptText::default() };
