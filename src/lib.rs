@@ -6,7 +6,7 @@
 //! with the command line) → `session` (documents), `context` (whether and what to complete) and
 //! `crossfile` (code from other files) → `prompt` (FIM layout, tokens) → `engine` (the model
 //! thread) → `postprocess` (cutting the output to fit the code). Beside them: `config` (settings),
-//! `syntax` (languages, tree-sitter), `files` (which files are read), `rng`, `models` (where the
+//! `syntax` (languages, tree-sitter), `files` (which files are read), `rng`, `sync` (locks), `models` (where the
 //! models are cached); `corpus`, `eval` and `dataset` (`inkling eval` and `inkling dataset`);
 //! `cli` (the command line, which owns standard output).
 
@@ -26,4 +26,5 @@ pub mod prompt;
 pub mod rng;
 pub mod server;
 pub mod session;
+pub mod sync;
 pub mod syntax;

@@ -99,7 +99,7 @@ pub fn run(args: CompleteArgs) -> Result<ExitCode> {
             let outcome = pipeline::complete_blocking(&engine, &snapshot, ByteOffset(offset), &settings)?;
             let ms = started.elapsed().as_secs_f64() * 1e3;
             match &outcome {
-                Outcome::Completed { text, .. } | Outcome::TypedThrough { text } => println!("{text}"),
+                Outcome::Completed { text, .. } | Outcome::TypedThrough { text, .. } => println!("{text}"),
                 Outcome::Empty(_) => eprintln!("(the model's answer did not fit here; nothing to suggest)"),
                 Outcome::Skipped(reason) => eprintln!("(no completion at this position: {reason:?})"),
             }
@@ -181,7 +181,7 @@ fn answer_line(engine: &Engine, line: &str, settings: &Settings) -> String {
     let outcome = pipeline::complete_blocking(engine, &snapshot, ByteOffset(request.prefix.len()), settings);
     let ms = started.elapsed().as_secs_f64() * 1e3;
     let answer = match &outcome {
-        Ok(Outcome::Completed { text, generated }) => JsonAnswer {
+        Ok(Outcome::Completed { text, generated, .. }) => JsonAnswer {
             completion: text,
             ms,
             skipped: None,
@@ -200,7 +200,7 @@ fn answer_line(engine: &Engine, line: &str, settings: &Settings) -> String {
         Ok(Outcome::Skipped(reason)) => {
             JsonAnswer { completion: "", ms, skipped: Some(format!("{reason:?}")), prompt_tokens: 0, new_tokens: 0, stop: None }
         }
-        Ok(Outcome::TypedThrough { text }) => {
+        Ok(Outcome::TypedThrough { text, .. }) => {
             JsonAnswer { completion: text, ms, skipped: None, prompt_tokens: 0, new_tokens: 0, stop: None }
         }
         Err(e) => return error_json(&e.to_string()),

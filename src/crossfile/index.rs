@@ -90,11 +90,11 @@ impl Index {
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::read(&self.inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::write(&self.inner)
     }
 
     /// Replaces `path`'s definitions (an empty list still records the file as indexed) and

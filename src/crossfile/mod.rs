@@ -38,11 +38,12 @@ pub use walk::IndexReport;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use crate::config::Settings;
 use crate::prompt::ContextChunk;
+use crate::sync::{self, lock};
 use crate::syntax::Language;
 use index::{Index, Insert, Origin};
 use rank::Layouts;
@@ -147,15 +148,9 @@ impl Query {
 #[derive(Debug)]
 pub struct IndexJob {
     handle: JoinHandle<IndexReport>,
-    cancel: Arc<AtomicBool>,
 }
 
 impl IndexJob {
-    /// Asks the indexer to stop after the current file.
-    pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
-
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
     }
@@ -187,10 +182,6 @@ impl std::fmt::Debug for CrossFile {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl CrossFile {
     pub fn new(limits: CrossFileLimits) -> CrossFile {
         CrossFile {
@@ -219,7 +210,7 @@ impl CrossFile {
         mut progress: impl FnMut(usize, usize) + Send + 'static,
     ) -> std::io::Result<IndexJob> {
         let root: PathBuf = root.into();
-        *self.inner.root.write().unwrap_or_else(|p| p.into_inner()) = Some(root.to_string_lossy().into_owned());
+        *sync::write(&self.inner.root) = Some(root.to_string_lossy().into_owned());
         let cancel = Arc::new(AtomicBool::new(false));
         if let Some(previous) = lock(&self.inner.running).replace(cancel.clone()) {
             previous.store(true, Ordering::Relaxed);
@@ -232,7 +223,15 @@ impl CrossFile {
             tracing::info!(?report, "workspace indexed");
             report
         })?;
-        Ok(IndexJob { handle, cancel })
+        Ok(IndexJob { handle })
+    }
+
+    /// Stops the running workspace indexer after its current file (the one way to stop it; a
+    /// newer [`CrossFile::index_workspace`] run stops the older one the same way).
+    pub fn stop_indexing(&self) {
+        if let Some(running) = lock(&self.inner.running).take() {
+            running.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Re-indexes one file from the editor's text (after a save, or debounced after changes).
@@ -307,7 +306,7 @@ impl CrossFile {
 
     fn select(&self, query: &Query, shown: &std::collections::HashSet<u64>) -> Vec<ScoredChunk> {
         let recent = lock(&self.inner.recent).chunks();
-        let root = self.inner.root.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let root = sync::read(&self.inner.root).clone();
         rank::select(&self.inner.index, &recent, query, root.as_deref(), shown)
     }
 
@@ -315,12 +314,12 @@ impl CrossFile {
     /// [`CrossFile::index_workspace`]).
     /// `path` as chunk headers show it: relative to the workspace root when it lies inside.
     pub fn display_path(&self, path: &str) -> String {
-        let root = self.inner.root.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let root = sync::read(&self.inner.root).clone();
         rank::display_path(root.as_deref(), path)
     }
 
     pub fn repo_name(&self) -> String {
-        let root = self.inner.root.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let root = sync::read(&self.inner.root).clone();
         root.as_deref().map(Path::new).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 

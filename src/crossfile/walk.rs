@@ -31,7 +31,7 @@ pub struct IndexReport {
     pub truncated: bool,
     /// The snippet-bytes cap was hit: later files were not indexed.
     pub memory_cap_hit: bool,
-    /// Stopped early by [`IndexJob::cancel`](super::IndexJob::cancel) or a newer run.
+    /// Stopped early by [`CrossFile::stop_indexing`](super::CrossFile::stop_indexing) or a newer run.
     pub cancelled: bool,
     pub elapsed: Duration,
 }

@@ -113,10 +113,8 @@ impl Engine {
     /// Cancels the running job (if any) and queues this one.
     fn submit(&self, request: GenerateRequest) -> (CancelToken, oneshot::Receiver<Result<Generated, EngineError>>) {
         let cancel = CancelToken::new();
-        if let Ok(mut latest) = self.latest.lock() {
-            if let Some(old) = latest.replace(cancel.clone()) {
-                old.cancel();
-            }
+        if let Some(old) = crate::sync::lock(&self.latest).replace(cancel.clone()) {
+            old.cancel();
         }
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Generate { request: Box::new(request), cancel: cancel.clone(), reply };

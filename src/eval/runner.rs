@@ -56,9 +56,9 @@ impl Prediction {
     fn from_outcome(sample: &Sample, outcome: Result<Outcome>, ms: f64) -> Prediction {
         let (mut text, mut skipped, mut error, mut generated) = (String::new(), None, None, None);
         match outcome {
-            Ok(Outcome::Completed { text: t, generated: g }) => (text, generated) = (t, Some(g)),
+            Ok(Outcome::Completed { text: t, generated: g, .. }) => (text, generated) = (t, Some(g)),
             Ok(Outcome::Empty(g)) => generated = Some(g),
-            Ok(Outcome::TypedThrough { text: t }) => text = t,
+            Ok(Outcome::TypedThrough { text: t, .. }) => text = t,
             Ok(Outcome::Skipped(reason)) => skipped = Some(format!("{reason:?}")),
             Err(e) => error = Some(format!("{e:#}")),
         }
@@ -185,6 +185,6 @@ fn unshaped(ctx: &CompletionContext, generated: Generated) -> Outcome {
     if text.trim().is_empty() {
         Outcome::Empty(generated)
     } else {
-        Outcome::Completed { text, generated }
+        Outcome::Completed { text, line_head: ctx.text.line_head.clone(), generated }
     }
 }

@@ -23,16 +23,17 @@ pub enum Outcome {
     Skipped(SkipReason),
     /// The model was asked, and what it wrote does not fit (empty after shaping).
     Empty(Generated),
-    /// A suggestion to show.
-    Completed { text: String, generated: Generated },
+    /// A suggestion to show after `line_head`, the cursor line up to the cursor as the pipeline
+    /// read it (what a client-side item replaces or filters on).
+    Completed { text: String, line_head: String, generated: Generated },
     /// The rest of the suggestion already shown, which the user is typing through.
-    TypedThrough { text: String },
+    TypedThrough { text: String, line_head: String },
 }
 
 impl Outcome {
     pub fn text(&self) -> Option<&str> {
         match self {
-            Outcome::Completed { text, .. } | Outcome::TypedThrough { text } => Some(text),
+            Outcome::Completed { text, .. } | Outcome::TypedThrough { text, .. } => Some(text),
             _ => None,
         }
     }
@@ -61,7 +62,7 @@ pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequ
 /// Shapes the model's raw output for `ctx` (what the server shows).
 pub fn finish(ctx: &CompletionContext, generated: Generated) -> Outcome {
     match postprocess::shape(&generated.text, ctx) {
-        Some(text) => Outcome::Completed { text, generated },
+        Some(text) => Outcome::Completed { text, line_head: ctx.text.line_head.clone(), generated },
         None => Outcome::Empty(generated),
     }
 }
@@ -152,7 +153,7 @@ pub async fn complete_prepared(
         return Ok(finish(ctx, generated));
     };
     if let Some(text) = memory.answer(ctx) {
-        return Ok(Outcome::TypedThrough { text });
+        return Ok(Outcome::TypedThrough { text, line_head: ctx.text.line_head.clone() });
     }
     if let Some((own, pending)) = memory.joinable(ctx) {
         let outcome = outcome_of(pending).await;
@@ -160,7 +161,7 @@ pub async fn complete_prepared(
             return outcome;
         }
         if let Some(text) = memory.answer(ctx) {
-            return Ok(Outcome::TypedThrough { text });
+            return Ok(Outcome::TypedThrough { text, line_head: ctx.text.line_head.clone() });
         }
     }
     let (done, pending) = tokio::sync::watch::channel(None);

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::Outcome;
 use crate::context::CompletionContext;
 use crate::engine::EngineError;
+use crate::sync::lock;
 
 /// Where a running generation's outcome arrives (`None` until it ends).
 pub type Pending = watch::Receiver<Option<Result<Outcome, EngineError>>>;
@@ -50,7 +51,7 @@ impl TypeThrough {
     /// The rest of the shown suggestion, if the context is the shown one plus typed characters
     /// that match it (and some of it is left).
     pub fn answer(&self, ctx: &CompletionContext) -> Option<String> {
-        let guard = self.last.lock().ok()?;
+        let guard = lock(&self.last);
         let shown = guard.as_ref()?;
         if shown.path != ctx.path || shown.prefix != ctx.text.prefix || shown.suffix != ctx.text.suffix {
             return None;
@@ -65,35 +66,31 @@ impl TypeThrough {
 
     /// Records a suggestion the model just made.
     pub fn remember(&self, ctx: &CompletionContext, text: &str) {
-        if let Ok(mut guard) = self.last.lock() {
-            *guard = Some(Shown {
-                path: ctx.path.clone(),
-                prefix: ctx.text.prefix.clone(),
-                suffix: ctx.text.suffix.clone(),
-                line_head: ctx.text.line_head.clone(),
-                text: text.to_string(),
-            });
-        }
+        *lock(&self.last) = Some(Shown {
+            path: ctx.path.clone(),
+            prefix: ctx.text.prefix.clone(),
+            suffix: ctx.text.suffix.clone(),
+            line_head: ctx.text.line_head.clone(),
+            text: text.to_string(),
+        });
     }
 
     /// Records the generation started for `ctx`.
     pub fn started(&self, ctx: &CompletionContext, outcome: Pending) {
-        if let Ok(mut guard) = self.running.lock() {
-            *guard = Some(Running {
-                path: ctx.path.clone(),
-                prefix: ctx.text.prefix.clone(),
-                suffix: ctx.text.suffix.clone(),
-                line_head: ctx.text.line_head.clone(),
-                outcome,
-            });
-        }
+        *lock(&self.running) = Some(Running {
+            path: ctx.path.clone(),
+            prefix: ctx.text.prefix.clone(),
+            suffix: ctx.text.suffix.clone(),
+            line_head: ctx.text.line_head.clone(),
+            outcome,
+        });
     }
 
     /// The running (or last) generation `ctx` may wait for instead of starting its own: made for
     /// the same text around the cursor line, with a line head that `ctx`'s extends. Returns
     /// whether the line heads are equal (the outcome is then `ctx`'s own) and where it arrives.
     pub fn joinable(&self, ctx: &CompletionContext) -> Option<(bool, Pending)> {
-        let guard = self.running.lock().ok()?;
+        let guard = lock(&self.running);
         let running = guard.as_ref()?;
         let same_text = running.path == ctx.path && running.prefix == ctx.text.prefix && running.suffix == ctx.text.suffix;
         let typed = ctx.text.line_head.strip_prefix(running.line_head.as_str())?;
@@ -102,9 +99,7 @@ impl TypeThrough {
 
     /// Forgets the suggestion (e.g. after it was rejected by an edit elsewhere).
     pub fn forget(&self) {
-        if let Ok(mut guard) = self.last.lock() {
-            *guard = None;
-        }
+        *lock(&self.last) = None;
     }
 }
 

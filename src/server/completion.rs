@@ -8,7 +8,7 @@ use tower_lsp_server::ls_types::*;
 
 use super::convert::position;
 use super::Server;
-use crate::session::{line_col_of, line_start_of, ByteOffset};
+use crate::session::{line_col_of, ByteOffset};
 
 const LABEL_MAX_CHARS: usize = 80;
 
@@ -46,11 +46,8 @@ impl Server {
         let Some(s) = self.suggest(&tdp.text_document, tdp.position, true).await? else {
             return Ok(Some(CompletionResponse::List(CompletionList { is_incomplete: true, items: Vec::new() })));
         };
-        let line_start = line_start_of(&s.snapshot.text, ByteOffset(s.offset)).0;
-        let line_head = s.snapshot.text.byte_slice(line_start..s.offset).to_string();
-        let word = word_before(&line_head);
-        let encoding = self.config().encoding;
-        let start = position(line_col_of(&s.snapshot.text, ByteOffset(s.offset - word.len()), encoding));
+        let word = word_before(&s.line_head);
+        let start = position(line_col_of(&s.snapshot.text, ByteOffset(s.offset.0.saturating_sub(word.len())), s.encoding));
         let full = format!("{word}{}", s.text);
         let (new_text, format) =
             if s.snippets { (snippet_escape(&full), InsertTextFormat::SNIPPET) } else { (full.clone(), InsertTextFormat::PLAIN_TEXT) };

@@ -95,7 +95,7 @@ impl Server {
         }
         self.documents.set_limits(self.document_limits());
         self.start_model_load(false);
-        self.start_indexing();
+        self.start_cross_file();
     }
 
     pub(super) async fn on_did_change_configuration(&self, params: DidChangeConfigurationParams) {

@@ -4,7 +4,9 @@
 //! values to the layers below, and turns their answers back into LSP items. One file per concern:
 //! `lifecycle` (initialize/shutdown, capabilities, settings), `text_sync` (document
 //! notifications), `suggest` (the shared completion path), `inline_completion` and `completion`
-//! (the two ways a client asks), `model` (loading the model with progress), `convert` (types).
+//! (the two ways a client asks), `model` (loading the model with progress), `workspace` (code
+//! from other files: indexing with progress, keeping the index in step with the documents),
+//! `convert` (types), `transport` (the stdio framing guard).
 
 mod completion;
 mod convert;
@@ -19,17 +21,18 @@ mod workspace;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server as Transport};
 
 use crate::config::Settings;
-use crate::crossfile::{CrossFile, CrossFileLimits};
+use crate::crossfile::CrossFile;
 use crate::engine::{load_backend, Engine, Loader};
 use crate::pipeline::TypeThrough;
 use crate::session::{Documents, PositionEncoding};
+use crate::sync;
 
 /// How the server was started (command line), before any client settings.
 pub struct ServerOptions {
@@ -66,10 +69,9 @@ pub struct Server {
     engine: Engine,
     cli_model: Option<PathBuf>,
     type_through: Option<Arc<TypeThrough>>,
-    /// Definitions and recent chunks from other files (replaced when its limits change).
-    cross: RwLock<CrossFile>,
-    /// The running workspace indexer, cancelled at shutdown.
-    index_job: std::sync::Mutex<Option<crate::crossfile::IndexJob>>,
+    /// Definitions and recent chunks from other files, with their indexer: set once, when the
+    /// client is initialized (its limits come from the client's settings).
+    cross: OnceLock<CrossFile>,
     config: RwLock<SessionConfig>,
     /// Set once the user was told why the model is unavailable (said once, not per keystroke).
     told_no_model: Arc<AtomicBool>,
@@ -83,8 +85,7 @@ impl Server {
             engine: Engine::spawn(options.loader),
             cli_model: options.model,
             type_through: options.type_through.then(|| Arc::new(TypeThrough::default())),
-            cross: RwLock::new(CrossFile::new(CrossFileLimits::from_settings(&Settings::default()))),
-            index_job: std::sync::Mutex::new(None),
+            cross: OnceLock::new(),
             config: RwLock::new(SessionConfig {
                 settings: Settings::default(),
                 encoding: PositionEncoding::Utf16,
@@ -99,10 +100,7 @@ impl Server {
 
     /// A copy of the current configuration (the lock is never held across an `.await`).
     pub(crate) fn config(&self) -> SessionConfig {
-        match self.config.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        sync::read(&self.config).clone()
     }
 
     /// The engine's state (for tests and status reporting).
@@ -117,19 +115,13 @@ impl Server {
         self.documents.snapshot(uri).map(|s| s.text.to_string())
     }
 
-    /// The cross-file context handle (a cheap clone).
-    pub(crate) fn cross(&self) -> CrossFile {
-        match self.cross.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+    /// Code from other files; `None` until the client is initialized.
+    pub(crate) fn cross(&self) -> Option<&CrossFile> {
+        self.cross.get()
     }
 
     pub(crate) fn update_config(&self, f: impl FnOnce(&mut SessionConfig)) {
-        match self.config.write() {
-            Ok(mut c) => f(&mut c),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
+        f(&mut sync::write(&self.config));
     }
 }
 
@@ -179,7 +171,9 @@ impl LanguageServer for Server {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        self.stop_indexing();
+        if let Some(cross) = self.cross() {
+            cross.stop_indexing();
+        }
         Ok(())
     }
 

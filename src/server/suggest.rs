@@ -11,15 +11,19 @@ use super::convert::{line_col, position, uri_key};
 use super::Server;
 use crate::engine::{EngineError, EngineState};
 use crate::pipeline::{self, Outcome};
-use crate::session::{line_col_of, offset_of, Snapshot};
+use crate::session::{line_col_of, offset_of, ByteOffset, PositionEncoding, Snapshot};
 
 /// A suggestion ready to be turned into an LSP item.
 pub(super) struct Suggestion {
     pub text: String,
+    /// The cursor line up to the cursor, as the pipeline read it.
+    pub line_head: String,
     /// The cursor, in the negotiated encoding.
     pub cursor: Position,
+    pub offset: ByteOffset,
+    /// The document the suggestion was made for (for position conversions).
     pub snapshot: Snapshot,
-    pub offset: usize,
+    pub encoding: PositionEncoding,
     pub snippets: bool,
 }
 
@@ -66,9 +70,7 @@ impl Server {
             _ => return Ok(None),
         }
         let outcome =
-            match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref(), Some(&self.cross()))
-                .await
-            {
+            match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref(), self.cross()).await {
                 Ok(o) => o,
                 Err(EngineError::Cancelled) => return Err(Error::request_cancelled()),
                 Err(EngineError::NoModel(why)) => {
@@ -96,8 +98,8 @@ impl Server {
                 "completion"
             );
         }
-        let text = match outcome {
-            Outcome::Completed { text, .. } | Outcome::TypedThrough { text } => text,
+        let (text, line_head) = match outcome {
+            Outcome::Completed { text, line_head, .. } | Outcome::TypedThrough { text, line_head } => (text, line_head),
             Outcome::Skipped(_) | Outcome::Empty(_) => return Ok(None),
         };
         // The user typed while we worked: this answer belongs to an older text.
@@ -106,6 +108,6 @@ impl Server {
             return Ok(None);
         }
         let cursor = position(line_col_of(&snapshot.text, offset, config.encoding));
-        Ok(Some(Suggestion { text, cursor, offset: offset.0, snapshot, snippets: config.snippets }))
+        Ok(Some(Suggestion { text, line_head, cursor, offset, snapshot, encoding: config.encoding, snippets: config.snippets }))
     }
 }

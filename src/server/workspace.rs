@@ -18,38 +18,25 @@ impl Server {
         path.is_dir().then_some(path)
     }
 
-    /// Starts indexing the workspace on a background thread; progress goes to the client.
-    pub(super) fn start_indexing(&self) {
+    /// Sets up code from other files with the limits of the settings the client sent (once, when
+    /// the client is initialized), and starts indexing the workspace on a background thread;
+    /// progress goes to the client.
+    pub(super) fn start_cross_file(&self) {
         let config = self.config();
+        let cross = self.cross.get_or_init(|| CrossFile::new(CrossFileLimits::from_settings(&config.settings))).clone();
         let (Some(root), true) = (config.root.clone(), config.settings.cross_file_context) else { return };
         if config.settings.max_index_files == 0 {
             return;
         }
-        // The index's limits come from the settings the client sent.
-        let fresh = CrossFile::new(CrossFileLimits::from_settings(&config.settings));
-        match self.cross.write() {
-            Ok(mut c) => *c = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
         let (tx, mut rx) = mpsc::unbounded_channel::<(usize, usize)>();
-        let job = self.cross().index_workspace(root.clone(), move |done, total| {
+        let job = cross.index_workspace(root.clone(), move |done, total| {
             let _ = tx.send((done, total));
         });
-        match job {
-            Ok(job) => {
-                if let Ok(mut slot) = self.index_job.lock() {
-                    if let Some(old) = slot.replace(job) {
-                        old.cancel();
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!("cannot index {}: {e}", root.display());
-                return;
-            }
+        if let Err(e) = job {
+            tracing::warn!("cannot index {}: {e}", root.display());
+            return;
         }
         let client = self.client.clone();
-        let cross = self.cross();
         let progress = config.progress;
         tokio::spawn(async move {
             let mut ongoing = None;
@@ -79,29 +66,22 @@ impl Server {
         });
     }
 
-    pub(super) fn stop_indexing(&self) {
-        if let Ok(mut slot) = self.index_job.lock() {
-            if let Some(job) = slot.take() {
-                job.cancel();
-            }
-        }
-    }
-
     /// A document was opened: its text goes into the index and the recent ring.
     pub(super) fn cross_file_opened(&self, snapshot: Snapshot) {
-        let cross = self.cross();
+        let Some(cross) = self.cross().cloned() else { return };
         cross.note_view(&snapshot.path, &snapshot.text, 0);
         tokio::task::spawn_blocking(move || cross.update_file(&snapshot.path, &snapshot.text));
     }
 
     /// A document was edited at `line`: the edited chunk joins the recent ring.
     pub(super) fn cross_file_edited(&self, snapshot: &Snapshot, line: usize) {
-        self.cross().note_edit(&snapshot.path, &snapshot.text, line);
+        if let Some(cross) = self.cross() {
+            cross.note_edit(&snapshot.path, &snapshot.text, line);
+        }
     }
 
     pub(super) fn on_did_save(&self, params: DidSaveTextDocumentParams) {
-        if let Some(snapshot) = self.documents.snapshot(params.text_document.uri.as_str()) {
-            let cross = self.cross();
+        if let (Some(snapshot), Some(cross)) = (self.documents.snapshot(params.text_document.uri.as_str()), self.cross().cloned()) {
             tokio::task::spawn_blocking(move || cross.update_file(&snapshot.path, &snapshot.text));
         }
     }

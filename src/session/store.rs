@@ -28,11 +28,11 @@ impl Documents {
 
     /// The limits applied to documents opened from now on (open documents keep theirs).
     pub fn set_limits(&self, limits: DocumentLimits) {
-        *self.limits.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = limits;
+        *crate::sync::write(&self.limits) = limits;
     }
 
     pub fn limits(&self) -> DocumentLimits {
-        *self.limits.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *crate::sync::read(&self.limits)
     }
 
     /// Opens (or reopens) `uri`. The language comes from `language_id`, else from the path.
