@@ -9,7 +9,9 @@
 //!   thread, [`CrossFile::update_file`] for one file): tree-sitter definitions with compact
 //!   snippets, bounded in files and bytes, and each file's similar-code windows (`similar`);
 //! * **retrieval** ([`CrossFile::retrieve`]): candidates scored by BM25 plus metadata, selected
-//!   within a byte budget, laid out in a stable, KV-cache-friendly order (see `rank`).
+//!   within a byte budget, laid out in a stable, KV-cache-friendly order (see `rank`);
+//!   [`CrossFile::chunks_at`] builds the query from a completion's [`Cursor`] and pins the
+//!   choice while the cursor stays on its line.
 //!
 //! Nothing here knows about LSP, and nothing blocks on indexing: lookups take a read lock held
 //! only for a map lookup, and writers parse before they take the lock.
@@ -112,6 +114,33 @@ pub struct Query {
     /// Bytes of chunks to return at most (`prompt::typical_bytes` of the token budget), measured
     /// by [`chunk_cost`].
     pub budget_bytes: usize,
+}
+
+/// Where a completion is asked for, as [`CrossFile::chunks_at`] needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Cursor<'a> {
+    /// The current file (its chunks are never returned).
+    pub path: &'a str,
+    pub language: Language,
+    /// The prefix window: whole lines above the cursor line.
+    pub prefix: &'a str,
+    /// The cursor line up to the cursor.
+    pub line_head: &'a str,
+    /// The suffix window: the rest of the cursor line and the lines below.
+    pub suffix: &'a str,
+    /// The whole file (its imports are read from the top).
+    pub file: &'a ropey::Rope,
+}
+
+/// Lines at the top of a file searched for imports.
+const IMPORT_LINES: usize = 200;
+
+/// Whether every non-blank line of a chunk already appears in the current window: another
+/// file's copy of what the model already sees adds nothing, and an unfinished copy invites the
+/// model to leave this one unfinished too.
+fn repeats_window(chunk: &str, window: &str) -> bool {
+    let lines: Vec<&str> = chunk.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    !lines.is_empty() && lines.iter().all(|l| window.contains(l))
 }
 
 /// A key for the cursor line, for [`CrossFile::retrieve_on_line`]: the text above it and the
@@ -277,6 +306,26 @@ impl CrossFile {
         lock(&self.inner.recent).note(path, text.into(), line, false);
     }
 
+    /// The chunks of other files to show for a completion at `cursor`, within `max_tokens`
+    /// (estimated as [`crate::prompt::typical_bytes`]; the prompt trims exactly): the query is
+    /// built from the text around the cursor and the file's imports only when the cursor
+    /// reached a new line ([`CrossFile::retrieve_on_line`]), and chunks that only repeat what the
+    /// windows already show are dropped.
+    pub fn chunks_at(&self, cursor: &Cursor<'_>, max_tokens: usize) -> Vec<ContextChunk> {
+        let before = format!("{}{}", cursor.prefix, cursor.line_head);
+        let budget_bytes = crate::prompt::typical_bytes(max_tokens);
+        let query = || {
+            let mut query = Query::new(cursor.path, cursor.language, &before, cursor.suffix, budget_bytes);
+            let top = cursor.file.len_lines().min(IMPORT_LINES);
+            let head = cursor.file.line_to_byte(top);
+            query.imports = imports_of(cursor.language, &cursor.file.byte_slice(..head).to_string());
+            query
+        };
+        let chunks = self.retrieve_on_line(cursor.path, line_key(cursor.prefix, budget_bytes), query);
+        let window = format!("{before}{}", cursor.suffix);
+        chunks.into_iter().filter(|c| !repeats_window(&c.text, &window)).collect()
+    }
+
     /// Chunks of other files for `query`, in stable layout order, within its budget.
     pub fn retrieve(&self, query: &Query) -> Vec<ContextChunk> {
         let shown = lock(&self.inner.layouts).shown(&query.path);
@@ -310,14 +359,14 @@ impl CrossFile {
         rank::select(&self.inner.index, &recent, query, root.as_deref(), shown)
     }
 
-    /// The workspace folder's name, for the prompt's `<|repo_name|>` header (empty before
-    /// [`CrossFile::index_workspace`]).
     /// `path` as chunk headers show it: relative to the workspace root when it lies inside.
     pub fn display_path(&self, path: &str) -> String {
         let root = sync::read(&self.inner.root).clone();
         rank::display_path(root.as_deref(), path)
     }
 
+    /// The workspace folder's name, for the prompt's `<|repo_name|>` header (empty before
+    /// [`CrossFile::index_workspace`]).
     pub fn repo_name(&self) -> String {
         let root = sync::read(&self.inner.root).clone();
         root.as_deref().map(Path::new).and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()

@@ -266,3 +266,11 @@ fn long_definitions_are_cut_between_statements_and_keep_whole_headers() {
     assert!(long.ends_with("    let v8 = 8;\n    // ...\n}\n"), "{long}");
     assert!(parses_clean(Language::Rust, &long), "{long}");
 }
+
+#[test]
+fn chunks_that_only_repeat_the_window_are_dropped() {
+    let window = "def add(a, b):\n    return \n\nprint(add(1, 2))\n";
+    assert!(repeats_window("def add(a, b):\n    return\n", window));
+    assert!(!repeats_window("def sub(a, b):\n    return a - b\n", window));
+    assert!(!repeats_window("\n\n", window));
+}

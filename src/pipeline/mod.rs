@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::context::{self, CompletionContext, Decision, Mode, SkipReason};
-use crate::crossfile::{imports_of, line_key, CrossFile, Query};
+use crate::crossfile::{CrossFile, Cursor};
 use crate::engine::{Engine, EngineError, GenerateRequest, Generated};
 use crate::postprocess;
-use crate::prompt::Budget;
+use crate::prompt::{Budget, ChunkLayout};
 use crate::session::{ByteOffset, Snapshot};
 
 /// What one completion request came to.
@@ -67,44 +67,24 @@ pub fn finish(ctx: &CompletionContext, generated: Generated) -> Outcome {
     }
 }
 
-/// Lines at the top of a file searched for imports.
-const IMPORT_LINES: usize = 200;
-
-/// Adds code from other files (definitions used near the cursor, recent edits) to `ctx`.
+/// Adds code from other files (definitions used near the cursor, recent edits) to `ctx`, laid
+/// out for its language.
 pub fn add_cross_file(ctx: &mut CompletionContext, snapshot: &Snapshot, cross: &CrossFile, settings: &Settings) {
     if !settings.cross_file_context || settings.max_context_tokens == 0 {
         return;
     }
-    let before = format!("{}{}", ctx.text.prefix, ctx.text.line_head);
-    let budget_bytes = crate::prompt::typical_bytes(settings.max_context_tokens);
-    // Built only when the cursor reached a new line: on the same line the chunks are pinned.
-    let query = || {
-        let mut query = Query::new(&ctx.path, ctx.language, &before, &ctx.text.suffix, budget_bytes);
-        let top = snapshot.text.len_lines().min(IMPORT_LINES);
-        let head = snapshot.text.line_to_byte(top);
-        query.imports = imports_of(ctx.language, &snapshot.text.byte_slice(..head).to_string());
-        query
+    let cursor = Cursor {
+        path: &ctx.path,
+        language: ctx.language,
+        prefix: &ctx.text.prefix,
+        line_head: &ctx.text.line_head,
+        suffix: &ctx.text.suffix,
+        file: &snapshot.text,
     };
-    let chunks = cross.retrieve_on_line(&ctx.path, line_key(&ctx.text.prefix, budget_bytes), query);
-    let window = format!("{before}{}", ctx.text.suffix);
-    ctx.text.chunks = chunks.into_iter().filter(|c| !repeats_window(&c.text, &window)).collect();
+    ctx.text.chunks = cross.chunks_at(&cursor, settings.max_context_tokens);
     if !ctx.text.chunks.is_empty() {
-        match ctx.language.line_comment() {
-            Some(marker) => ctx.text.comment = marker.to_owned(),
-            None => {
-                ctx.text.repo_name = cross.repo_name();
-                ctx.text.path = cross.display_path(&ctx.path);
-            }
-        }
+        ctx.text.layout = ChunkLayout::for_language(ctx.language, cross.repo_name(), cross.display_path(&ctx.path));
     }
-}
-
-/// Whether every non-blank line of a chunk already appears in the current window: another
-/// file's copy of what the model already sees adds nothing, and an unfinished copy invites the
-/// model to leave this one unfinished too.
-fn repeats_window(chunk: &str, window: &str) -> bool {
-    let lines: Vec<&str> = chunk.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    !lines.is_empty() && lines.iter().all(|l| window.contains(l))
 }
 
 /// The context for a completion at `offset` in `snapshot`: the windows around the cursor and,
@@ -197,7 +177,7 @@ pub fn complete_blocking(engine: &Engine, snapshot: &Snapshot, offset: ByteOffse
 
 #[cfg(test)]
 mod tests {
-    use super::{add_cross_file, repeats_window};
+    use super::add_cross_file;
     use crate::config::Settings;
     use crate::context::{gather, Decision};
     use crate::crossfile::{CrossFile, CrossFileLimits};
@@ -219,18 +199,10 @@ mod tests {
         let Decision::Complete(mut ctx) = gather(&snapshot, ByteOffset(text.len()), &settings) else { panic!("skipped") };
         add_cross_file(&mut ctx, &snapshot, &cross, &settings);
         assert_eq!(ctx.text.chunks.first().map(|c| c.path.as_str()), Some("billing/tax.py"), "{:?}", ctx.text.chunks);
-        assert_eq!(ctx.text.comment, "#");
+        assert_eq!(ctx.text.layout, crate::prompt::ChunkLayout::Comments { marker: "#" });
         // No other files: the plain FIM prompt.
         let Decision::Complete(mut plain) = gather(&snapshot, ByteOffset(text.len()), &settings) else { panic!("skipped") };
         add_cross_file(&mut plain, &snapshot, &cross, &Settings { cross_file_context: false, ..settings });
-        assert!(plain.text.chunks.is_empty() && plain.text.comment.is_empty());
-    }
-
-    #[test]
-    fn chunks_that_only_repeat_the_window_are_dropped() {
-        let window = "def add(a, b):\n    return \n\nprint(add(1, 2))\n";
-        assert!(repeats_window("def add(a, b):\n    return\n", window));
-        assert!(!repeats_window("def sub(a, b):\n    return a - b\n", window));
-        assert!(!repeats_window("\n\n", window));
+        assert!(plain.text.chunks.is_empty() && plain.text.layout == crate::prompt::ChunkLayout::default());
     }
 }

@@ -14,7 +14,7 @@
 //! Continue do. Qwen's repo-level format (`<|repo_name|>name <|file_sep|>path\ncode ...
 //! <|file_sep|>this/path\n` before `<|fim_prefix|>`) is used only for languages without line
 //! comments: on the same held-out Python block cursors with the 0.5B model it hurt multi-line
-//! answers about twice as much as comments did (the README's Quality section has the figures).
+//! answers about twice as much as comments did (`docs/quality.md` has the figures).
 //!
 //! Each segment is tokenized on its own, so an edit on the cursor line only changes the last
 //! segment's tokens. Budgets are in tokens: the prefix loses whole lines from the top, the suffix
@@ -27,6 +27,8 @@ pub use special::SpecialTokens;
 
 use anyhow::{Context as _, Result};
 use tokenizers::Tokenizer;
+
+use crate::syntax::Language;
 
 /// Bytes of code that `tokens` tokens typically hold (Qwen's tokenizer averages about 3.5 bytes
 /// per token on source code): how much text to gather for a token budget that the prompt then
@@ -48,20 +50,46 @@ pub struct ContextChunk {
     pub text: String,
 }
 
+/// How code from other files is laid out before the FIM part of the prompt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkLayout {
+    /// As line comments at the top of the prefix: `# Path: a/b.py`, then each line commented
+    /// with `marker` (`#`, `//`).
+    Comments { marker: &'static str },
+    /// Qwen's repo-level format: `<|repo_name|>name`, then `<|file_sep|>path\ncode` per chunk,
+    /// then `<|file_sep|>path` of the file being completed (without that header the model reads
+    /// the FIM part as the end of the last chunk's file).
+    RepoLevel { repo_name: Option<String>, path: Option<String> },
+}
+
+impl Default for ChunkLayout {
+    fn default() -> Self {
+        ChunkLayout::RepoLevel { repo_name: None, path: None }
+    }
+}
+
+impl ChunkLayout {
+    /// The layout for a file in `language`: line comments where the language has them (as
+    /// Copilot, Tabby and Continue do), Qwen's repo-level format otherwise. `repo_name` and
+    /// `path` (this file as the chunk headers show paths) are used by the repo-level format;
+    /// empty means unknown.
+    pub fn for_language(language: Language, repo_name: String, path: String) -> ChunkLayout {
+        match language.line_comment() {
+            Some(marker) => ChunkLayout::Comments { marker },
+            None => {
+                ChunkLayout::RepoLevel { repo_name: Some(repo_name).filter(|s| !s.is_empty()), path: Some(path).filter(|s| !s.is_empty()) }
+            }
+        }
+    }
+}
+
 /// The text the model sees, already cut into windows by the context module.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PromptText {
-    /// Repository name for the repo-level header (empty: no header).
-    pub repo_name: String,
     /// Other files, in the order they are laid out (most stable first).
     pub chunks: Vec<ContextChunk>,
-    /// The line-comment marker (`#`, `//`) that lays the other files out as comments at the top
-    /// of the prefix; empty: Qwen's repo-level format.
-    pub comment: String,
-    /// This file's path as the chunk headers show paths. After other files, Qwen's repo-level
-    /// format names the file being completed (`<|file_sep|>path`) before its FIM part; without
-    /// that header the model reads the FIM part as the end of the last chunk's file.
-    pub path: String,
+    /// How [`PromptText::chunks`] are laid out.
+    pub layout: ChunkLayout,
     /// Whole lines before the cursor line (each ending in a line break).
     pub prefix: String,
     /// The document's line number (0-based) of the prefix's first line: the prefix window
@@ -189,19 +217,23 @@ pub fn render(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText,
 /// Builds the token sequence for `text` within `budget`.
 pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, budget: Budget) -> Result<Prompt> {
     let mut tokens = Vec::new();
-    if !text.comment.is_empty() {
-        tokens.push(special.fim_prefix);
-        tokens.extend(commented_chunks(tokenizer, text, budget.max_context_tokens)?);
-        let context_len = tokens.len();
-        tokens.extend(fit_prefix(tokenizer, &text.prefix, text.prefix_line, budget.max_prefix_tokens)?);
-        return finish_fim(tokenizer, special, text, budget, tokens, context_len);
-    }
+    let repo_level = match &text.layout {
+        ChunkLayout::Comments { marker } => {
+            tokens.push(special.fim_prefix);
+            tokens.extend(commented_chunks(tokenizer, &text.chunks, marker, budget.max_context_tokens)?);
+            let context_len = tokens.len();
+            tokens.extend(fit_prefix(tokenizer, &text.prefix, text.prefix_line, budget.max_prefix_tokens)?);
+            return finish_fim(tokenizer, special, text, budget, tokens, context_len);
+        }
+        ChunkLayout::RepoLevel { repo_name, path } => (repo_name, path),
+    };
     if !text.chunks.is_empty() {
+        let (repo_name, path) = repo_level;
         let mut used = 0usize;
         let mut ctx = Vec::new();
-        if !text.repo_name.is_empty() {
+        if let Some(name) = repo_name {
             ctx.push(special.repo_name);
-            ctx.extend(encode(tokenizer, &format!("{}\n", text.repo_name))?);
+            ctx.extend(encode(tokenizer, &format!("{name}\n"))?);
         }
         for chunk in &text.chunks {
             let mut ids = vec![special.file_sep];
@@ -212,9 +244,9 @@ pub fn build(tokenizer: &Tokenizer, special: &SpecialTokens, text: &PromptText, 
             used += ids.len();
             ctx.extend(ids);
         }
-        if !text.path.is_empty() {
+        if let Some(path) = path {
             ctx.push(special.file_sep);
-            ctx.extend(encode(tokenizer, &format!("{}\n", text.path))?);
+            ctx.extend(encode(tokenizer, &format!("{path}\n"))?);
         }
         tokens.extend(ctx);
     }
@@ -243,10 +275,9 @@ fn finish_fim(
 
 /// The other files as line comments (`# Path: a/b.py`, then each line commented), each chunk
 /// tokenized on its own, in order, skipping chunks that no longer fit `max_tokens`.
-fn commented_chunks(tokenizer: &Tokenizer, text: &PromptText, max_tokens: usize) -> Result<Vec<u32>> {
-    let marker = &text.comment;
+fn commented_chunks(tokenizer: &Tokenizer, chunks: &[ContextChunk], marker: &str, max_tokens: usize) -> Result<Vec<u32>> {
     let mut out = Vec::new();
-    for chunk in &text.chunks {
+    for chunk in chunks {
         let mut block = format!("{marker} Path: {}\n", chunk.path);
         for line in chunk.text.lines() {
             block.push_str(marker);

@@ -119,9 +119,8 @@ fn repo_context_comes_first_in_qwen_format() {
     let tok = tiny_tokenizer();
     let special = SpecialTokens::from_tokenizer(&tok).unwrap();
     let mut t = text();
-    t.repo_name = "demo".into();
+    t.layout = ChunkLayout::RepoLevel { repo_name: Some("demo".into()), path: Some("app/main.py".into()) };
     t.chunks = vec![ContextChunk { path: "util.py".into(), text: "def sub(a, b):\n    return a - b\n".into() }];
-    t.path = "app/main.py".into();
     let p = build(&tok, &special, &t, WIDE).unwrap();
     let decoded = tok.decode(&p.tokens, false).unwrap();
     assert!(
@@ -138,7 +137,7 @@ fn other_files_as_comments_open_the_prefix() {
     let tok = tiny_tokenizer();
     let special = SpecialTokens::from_tokenizer(&tok).unwrap();
     let mut t = text();
-    t.comment = "#".into();
+    t.layout = ChunkLayout::Comments { marker: "#" };
     t.chunks = vec![
         ContextChunk { path: "util.py".into(), text: "def sub(a, b):\n\n    return a - b\n".into() },
         ContextChunk { path: "app/money.py".into(), text: "CENTS = 100\n".into() },
