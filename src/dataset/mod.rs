@@ -5,7 +5,13 @@
 //! files go to `heldout.jsonl` only). About 90% of the examples are fill-in-the-middle: a span
 //! (rest of line, whole lines, a tree-sitter node, a random span) is cut out, the file without
 //! it becomes a [`crate::session::Document`], and the prompt is `context::gather` →
-//! `pipeline::request_for` → `prompt::render`, byte for byte what the engine would be sent. The
+//! `pipeline::request_for` → `prompt::render`: byte for byte what the server sends the engine
+//! for that cursor *with `crossFileContext` off*. Where they differ: the server (cross-file
+//! context on by default) also puts chunks of other files at the top of the prefix, laid out
+//! by `prompt::ChunkLayout`; training prompts have none, because the chunks a server would
+//! choose depend on an index of the workspace and on what the user recently edited, which a
+//! repository on disk does not have. The window budgets, the anchored prefix window, the
+//! suffix and the cursor line are the same. The
 //! rest are plain next-token examples (a window of code split at a line). Each JSONL line is
 //! `{"prompt", "completion", "kind": "fim"|"next_token", "span", "path"}`; the completion does
 //! not include the end-of-text token (the trainer appends it).
@@ -47,7 +53,8 @@ pub struct DatasetOptions {
     pub repo: PathBuf,
     pub out: PathBuf,
     pub seed: u64,
-    /// The server settings the prompts are built with (budgets; cross-file context is off).
+    /// The server settings the prompts are built with (budgets; cross-file context is not used,
+    /// see the module doc).
     pub settings: Settings,
     /// About one example per this many lines of a file…
     pub lines_per_example: usize,
