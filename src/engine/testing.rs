@@ -6,6 +6,8 @@
 //! special tokens including the FIM markers) embedded in the GGUF metadata, so it loads through
 //! exactly the same code path as a real Qwen2.5-Coder GGUF. Its output is noise, but it is
 //! deterministic for a given seed.
+//!
+//! Also where the tests find the real model ([`real_model`]).
 #![doc(hidden)]
 
 use std::path::{Path, PathBuf};
@@ -56,6 +58,24 @@ impl Default for TinyOptions {
 /// Writes the default tiny model (Q8_0, tied embeddings) as `dir/tiny-qwen2-{seed}.gguf`.
 pub fn write_tiny_model(dir: &Path, seed: u64) -> anyhow::Result<PathBuf> {
     write_tiny_gguf(dir, seed, TinyOptions::default())
+}
+
+/// The real model the tests use: `$INKLING_TEST_MODEL`, else the small model in the cache
+/// (`python3 finetune/fetch_model.py --small`). `None` when there is neither: a unit test then
+/// says it did not run. With `CI` set (as `.ci/run` runs) a missing model is an error instead,
+/// so the suite there can never pass without the real model.
+pub fn real_model() -> Option<PathBuf> {
+    let path = match std::env::var_os("INKLING_TEST_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => crate::models::cached_model(crate::models::SMALL_MODEL)?,
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+    assert!(!ci, "the real-model tests need {}: run `python3 finetune/fetch_model.py --small` (or set INKLING_TEST_MODEL)", path.display());
+    eprintln!("no real model at {}: this real-model test did not run", path.display());
+    None
 }
 
 /// The default tiny model, written once per process into a temporary folder.

@@ -4,7 +4,6 @@
 //! a test can wait for one, count answers per request id, and read the child's `/proc` status.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
@@ -28,17 +27,10 @@ pub fn inkling_bin() -> String {
     std::env::var("INKLING_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_inkling").to_string())
 }
 
-/// The real model tests use: `$INKLING_TEST_MODEL`, else the small model in the cache.
+/// The real model (see `inkling::engine::testing::real_model`); these tests need it.
 pub fn test_model() -> String {
-    if let Ok(p) = std::env::var("INKLING_TEST_MODEL") {
-        return p;
-    }
-    let path = inkling::models::cached_model(inkling::models::SMALL_MODEL).expect("a cache folder ($HOME)");
-    assert!(
-        Path::new(&path).exists(),
-        "the real-model tests need {}: run `python3 finetune/fetch_model.py --small` (or set INKLING_TEST_MODEL)",
-        path.display()
-    );
+    let path = inkling::engine::testing::real_model()
+        .expect("the real-model tests need the small model: run `python3 finetune/fetch_model.py --small` (or set INKLING_TEST_MODEL)");
     path.to_string_lossy().into_owned()
 }
 

@@ -355,11 +355,8 @@ mod tests {
     /// Greedy FIM completion with a real Qwen2.5-Coder GGUF named by `INKLING_TEST_MODEL`.
     #[test]
     fn real_model_completes_add() {
-        let Some(path) = std::env::var_os("INKLING_TEST_MODEL") else {
-            eprintln!("INKLING_TEST_MODEL is not set: skipping the real-model test");
-            return;
-        };
-        let (mut model, tokenizer) = Qwen2::load(std::path::Path::new(&path), &Device::Cpu, 512).unwrap();
+        let Some(path) = crate::engine::testing::real_model() else { return };
+        let (mut model, tokenizer) = Qwen2::load(&path, &Device::Cpu, 512).unwrap();
         let prompt = "<|fim_prefix|>def add(a, b):\n    return <|fim_suffix|>\n<|fim_middle|>";
         let ids = tokenizer.encode(prompt, false).unwrap().get_ids().to_vec();
         let eos = tokenizer.token_to_id("<|endoftext|>").unwrap();

@@ -287,11 +287,8 @@ fn a_cold_prompt_is_sized_to_the_latency_target_and_grows_with_the_next_requests
 /// suggestions as a cold prefill.
 #[test]
 fn real_model_moved_runs_give_the_cold_suggestions() {
-    let Some(path) = std::env::var_os("INKLING_TEST_MODEL") else {
-        eprintln!("INKLING_TEST_MODEL is not set: skipping the real-model test");
-        return;
-    };
-    let path = std::path::Path::new(&path);
+    let Some(path) = crate::engine::testing::real_model() else { return };
+    let path = path.as_path();
     let options = EngineOptions { speculate: false, ..EngineOptions::default() };
     let mut warm = Qwen2Backend::load(path, &Device::Cpu, options).unwrap();
     let mut cold = Qwen2Backend::load(path, &Device::Cpu, EngineOptions { reuse: false, ..options }).unwrap();
