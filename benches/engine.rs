@@ -4,6 +4,8 @@
 //! Run: `cargo bench --bench engine` (models from the cache; `INKLING_BENCH_MODELS=a.gguf,b.gguf`
 //! to choose; `INKLING_BENCH_REPS` repetitions, default 5). Prints medians of the repetitions.
 //! The prompt is real code nobody here wrote: the start of Python's `json/decoder.py`.
+//! `INKLING_CPU_KERNELS=candle` runs the whole benchmark on candle's kernels; either way, a line
+//! per model compares the project's CPU kernels with candle's, measured in turns.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark reports on standard output, and stops on a failed step
 
@@ -95,6 +97,47 @@ fn bench_model(path: &Path, source: &str, reps: usize) {
     println!("{name}: prefill {} tokens in steps of {} tok/s", prompt.len(), stepped.join(", "));
 }
 
+/// The project's CPU kernels against candle's, on two copies of the model loaded each way and
+/// measured in turns (this machine's speed drifts over minutes; turns keep the comparison fair):
+/// prefill in the server's 128-token steps, then greedy decoding after the 512-token prompt.
+fn bench_kernels(path: &Path, source: &str, reps: usize) {
+    std::env::set_var("INKLING_CPU_KERNELS", "candle");
+    let candle = Qwen2::load(path, &Device::Cpu, 4096);
+    std::env::remove_var("INKLING_CPU_KERNELS");
+    let (Ok((candle, tokenizer)), Ok((own, _))) = (candle, Qwen2::load(path, &Device::Cpu, 4096)) else {
+        println!("{}: cannot load", path.display());
+        return;
+    };
+    let ids = tokenizer.encode(source, false).expect("tokenize").get_ids().to_vec();
+    let prompt = &ids[..PROMPT_TOKENS.min(ids.len())];
+    let mut models = [(candle, Vec::new(), Vec::new()), (own, Vec::new(), Vec::new())];
+    for _ in 0..reps {
+        for (model, prefill, decode) in &mut models {
+            model.truncate(0);
+            let t = Instant::now();
+            for chunk in prompt.chunks(128) {
+                model.extend(chunk).expect("prefill step");
+            }
+            prefill.push(prompt.len() as f64 / t.elapsed().as_secs_f64());
+            let mut logits = model.forward_last(&prompt[..1]).expect("prefill");
+            let t = Instant::now();
+            for _ in 0..DECODE_TOKENS {
+                let next = logits.flatten_all().unwrap().argmax(0).unwrap().to_scalar::<u32>().unwrap();
+                logits = model.forward_last(&[next]).expect("decode");
+            }
+            decode.push(DECODE_TOKENS as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let [(_, cp, cd), (_, op, od)] = models;
+    let (cp, cd, op, od) = (median(cp), median(cd), median(op), median(od));
+    println!(
+        "{name}: kernels, in turns — prefill in 128-token steps: candle {cp:.1}, own {op:.1} tok/s ({:.2}x) | decode: candle {cd:.1}, own {od:.1} tok/s ({:.2}x)  (medians of {reps})",
+        op / cp,
+        od / cd
+    );
+}
+
 /// One inline-completion request through the real server over stdio, cold (first request after
 /// opening the file) and warm (same position again: the KV prefix is reused).
 fn bench_lsp(path: &Path, source: &str, reps: usize) {
@@ -149,6 +192,7 @@ fn main() {
     let source = python_source();
     for m in &models {
         bench_model(m, &source, reps);
+        bench_kernels(m, &source, reps);
     }
     for m in &models {
         bench_lsp(m, &source, reps);

@@ -10,6 +10,7 @@
 
 mod backend;
 mod job;
+pub mod kernels;
 pub mod model;
 mod qwen2_backend;
 mod reuse;

@@ -109,6 +109,11 @@ impl Qwen2 {
         self.model.weights_mut().set_dense_prefill(on);
     }
 
+    /// Turns the project's CPU kernels off or back on (see [`weights::Weights::set_own_kernels`]).
+    pub fn set_own_kernels(&mut self, on: bool) {
+        self.model.weights_mut().set_own_kernels(on)
+    }
+
     /// Runs `tokens` at positions `cached_len()..cached_len()+tokens.len()`, appending to the
     /// cache. Returns f32 logits `[1, vocab]` for the last position only.
     pub fn forward_last(&mut self, tokens: &[u32]) -> anyhow::Result<Tensor> {

@@ -6,7 +6,7 @@
 //!
 //! The block's pieces (attention, MLP, mask, RoPE tables) live in [`super::attention`].
 
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 
 use super::attention::{causal_mask, mlp, rope_tables, rope_turn, Attention};
 use super::config::ModelConfig;
@@ -89,7 +89,9 @@ impl Model {
             candle_core::bail!("token id {bad} is outside the vocabulary of {}", self.cfg.vocab_size);
         }
         let start = self.cache.len();
-        let result = self.forward_chunks(tokens, want);
+        // The pass runs on a thread of rayon's pool, the one the kernels split their work over:
+        // the calling thread hands over once per pass instead of once per matrix product.
+        let result = rayon::scope(|_| self.forward_chunks(tokens, want));
         if result.is_err() {
             self.cache.truncate(start);
         }

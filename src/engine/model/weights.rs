@@ -19,6 +19,7 @@ use tokenizers::Tokenizer;
 use super::config::ModelConfig;
 use super::quant::fast_cpu_layout;
 use super::LoadError;
+use crate::engine::kernels::{self, Format};
 
 /// A linear layer `y = x Wᵀ (+ b)`.
 #[derive(Debug, Clone)]
@@ -27,29 +28,60 @@ pub struct Linear {
     bias: Option<Tensor>,
     /// Inputs of at least this many rows take the dense path (see [`DENSE_PREFILL_MIN_ROWS`]).
     dense_min_rows: usize,
+    /// Whether inputs of fewer than `own_max_rows` rows take the project's kernels (see
+    /// [`kernels`]); larger ones go to candle's tiled kernels, unless the dense path is off
+    /// (then every input takes the project's kernels, so that a result never depends on how
+    /// the input was split into chunks).
+    own_kernels: bool,
+    /// What `own_kernels` was at load ([`kernels::preferred_for`]).
+    preferred: bool,
+    own_max_rows: usize,
 }
 
-/// Inputs of at least this many rows (prefill chunks) multiply a Q8_0 weight through a dense
-/// f32 copy made on the fly. candle's CPU Q8_0 matmul takes one dot product per (row, output)
-/// pair on activations rounded to 8 bits, while its f32 matmul is a blocked GEMM: on a
+/// Inputs of at least this many rows (prefill chunks) multiply a Q8_0 or Q5_0 weight through a
+/// dense f32 copy made on the fly. The quantized kernels take one dot product per (row, output)
+/// pair on activations rounded to 8 bits, while candle's f32 matmul is a blocked GEMM: on a
 /// 512-token chunk the copy costs a few percent and the whole prefill is over twice as fast
 /// (`cargo bench --bench engine`). Decoding and speculative checks (fewer rows) stay on the
-/// quantized kernel, which reads 4x fewer bytes. No copy is kept. The two paths round
+/// quantized kernels, which read 4–6x fewer bytes. No copy is kept. The two paths round
 /// differently (the dense one is the more exact), so logits can differ slightly with how a
 /// prompt was split between prefill and cache reuse.
 pub const DENSE_PREFILL_MIN_ROWS: usize = 32;
 
 impl Linear {
     fn new(weight: QMatMul, bias: Option<Tensor>) -> Linear {
-        Linear { weight, bias, dense_min_rows: DENSE_PREFILL_MIN_ROWS }
+        let own_kernels = match &weight {
+            QMatMul::QTensor(q) => q.device().is_cpu() && Format::of(q.dtype()).is_some_and(kernels::preferred_for),
+            _ => false,
+        };
+        Linear {
+            weight,
+            bias,
+            dense_min_rows: DENSE_PREFILL_MIN_ROWS,
+            own_kernels,
+            preferred: own_kernels,
+            own_max_rows: DENSE_PREFILL_MIN_ROWS,
+        }
+    }
+
+    /// The output head: never dense (an f32 copy of a 150k-row vocabulary is too big).
+    fn output_head(weight: QMatMul) -> Linear {
+        Linear { dense_min_rows: usize::MAX, ..Linear::new(weight, None) }
     }
 
     /// Applies the layer to `x` (`[.., in]` → `[.., out]`); `x` must be contiguous.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = match &self.weight {
-            QMatMul::QTensor(q) if self.takes_dense_path(q, x)? => {
-                let _span = tracing::trace_span!("dense_prefill").entered();
-                x.broadcast_matmul(&q.dequantize(x.device())?.t()?)?
+            QMatMul::QTensor(q) if x.device().is_cpu() => {
+                let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
+                match Format::of(q.dtype()) {
+                    Some(Format::Q8_0 | Format::Q5_0) if rows >= self.dense_min_rows => {
+                        let _span = tracing::trace_span!("dense_prefill").entered();
+                        x.broadcast_matmul(&kernels::dequantize(q)?.t()?)?
+                    }
+                    Some(format) if self.own_kernels && rows < self.own_max_rows => kernels::forward(format, q, x)?,
+                    _ => self.weight.forward(x)?,
+                }
             }
             weight => weight.forward(x)?,
         };
@@ -57,11 +89,6 @@ impl Linear {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
-    }
-
-    fn takes_dense_path(&self, weight: &QTensor, x: &Tensor) -> candle_core::Result<bool> {
-        let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?.max(1);
-        Ok(rows >= self.dense_min_rows && weight.dtype() == candle_core::quantized::GgmlDType::Q8_0 && x.device().is_cpu())
     }
 }
 
@@ -104,19 +131,27 @@ pub struct Weights {
     pub embed: Embedding,
     pub layers: Vec<LayerWeights>,
     pub final_norm: Tensor,
-    pub lm_head: QMatMul,
+    pub lm_head: Linear,
 }
 
 impl Weights {
+    fn layer_linears(&mut self) -> impl Iterator<Item = &mut Linear> {
+        self.layers.iter_mut().flat_map(|l| [&mut l.q, &mut l.k, &mut l.v, &mut l.o, &mut l.gate, &mut l.up, &mut l.down])
+    }
+
     /// Turns the dense prefill path of every layer on (the default) or off; off exists to
     /// measure what it brings and to test cache mechanics on one kernel.
     pub fn set_dense_prefill(&mut self, on: bool) {
         let rows = if on { DENSE_PREFILL_MIN_ROWS } else { usize::MAX };
-        for l in &mut self.layers {
-            for lin in [&mut l.q, &mut l.k, &mut l.v, &mut l.o, &mut l.gate, &mut l.up, &mut l.down] {
-                lin.dense_min_rows = rows;
-            }
-        }
+        self.layer_linears().for_each(|lin| (lin.dense_min_rows, lin.own_max_rows) = (rows, rows));
+        self.lm_head.own_max_rows = rows;
+    }
+
+    /// Turns the project's kernels off (candle's kernels everywhere; to test one against the
+    /// other) or back to the choice made at load ([`kernels::preferred_for`]).
+    pub fn set_own_kernels(&mut self, on: bool) {
+        self.layer_linears().for_each(|lin| lin.own_kernels = on && lin.preferred);
+        self.lm_head.own_kernels = on && self.lm_head.preferred;
     }
 }
 
@@ -172,6 +207,7 @@ pub fn load_gguf(path: &Path, device: &Device) -> Result<Loaded, LoadError> {
         QMatMul::from_qtensor(gguf.quantized("output.weight", &[vocab, h])?)
     }
     .map_err(|e| LoadError::corrupt(path, e))?;
+    let lm_head = Linear::output_head(lm_head);
     let weights = Weights { embed: Embedding::Quantized(embed), layers, final_norm, lm_head };
     Ok((cfg, weights, tokenizer))
 }
@@ -258,6 +294,7 @@ pub fn load_hf(dir: &Path, device: &Device) -> Result<Loaded, LoadError> {
     let final_norm = st.dense("model.norm.weight", &[h])?;
     let lm_head =
         if cfg.tie_word_embeddings { QMatMul::Tensor(embed.clone()) } else { QMatMul::Tensor(st.dense("lm_head.weight", &[vocab, h])?) };
+    let lm_head = Linear::output_head(lm_head);
     let weights = Weights { embed: Embedding::Dense(embed), layers, final_norm, lm_head };
     Ok((cfg, weights, tokenizer))
 }
