@@ -89,9 +89,11 @@ impl Model {
             candle_core::bail!("token id {bad} is outside the vocabulary of {}", self.cfg.vocab_size);
         }
         let start = self.cache.len();
-        // The pass runs on a thread of rayon's pool, the one the kernels split their work over:
-        // the calling thread hands over once per pass instead of once per matrix product.
-        let result = rayon::scope(|_| self.forward_chunks(tokens, want));
+        // On the CPU the pass runs on a thread of rayon's pool, the one the kernels split their
+        // work over: the calling thread hands over once per pass instead of once per product.
+        // (A GPU pass stays on the engine thread, which owns the device's context.)
+        let result =
+            if self.device.is_cpu() { rayon::scope(|_| self.forward_chunks(tokens, want)) } else { self.forward_chunks(tokens, want) };
         if result.is_err() {
             self.cache.truncate(start);
         }
