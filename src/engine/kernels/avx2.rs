@@ -50,8 +50,8 @@ pub fn rows(format: Format, w: &[u8], cols: usize, acts: Acts<'_>, m: usize, out
             // `d`, `qs` (and `sums`) hold at least `blocks` blocks of activations from `i` on.
             *y = unsafe {
                 match format {
-                    Format::Q8_0 => dot_q8_0(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
-                    Format::Q5_0 => dot_q5_0(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
+                    Format::Q8_0 => dot32::<false>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
+                    Format::Q5_0 => dot32::<true>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
                     Format::Q4K => dot_q4k(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), sums[i * cols / 16..].as_ptr()),
                     Format::Q6K => dot_q6k(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), sums[i * cols / 16..].as_ptr()),
                 }
@@ -119,19 +119,32 @@ unsafe fn block32(blk: *const u8, values: __m256i, b: usize, d: *const f32, qs: 
     _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_at(blk) * *d.add(b)), acc)
 }
 
+/// The 32 signed weights of a Q5_0 (`Q5`) or Q8_0 block.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q8_0(row: *const u8, blocks: usize, d: *const f32, qs: *const i8) -> f32 {
+unsafe fn values32<const Q5: bool>(blk: *const u8) -> __m256i {
+    if Q5 {
+        q5_0_values(blk)
+    } else {
+        load(blk.add(2))
+    }
+}
+
+/// A row of Q5_0 (`Q5`) or Q8_0 blocks · [`super::Act32`] activations, in two accumulators.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot32<const Q5: bool>(row: *const u8, blocks: usize, d: *const f32, qs: *const i8) -> f32 {
+    let bytes = if Q5 { 22 } else { 34 };
     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     let mut b = 0;
     while b + 1 < blocks {
-        let (x, y) = (row.add(34 * b), row.add(34 * b + 34));
-        acc0 = block32(x, load(x.add(2)), b, d, qs, acc0);
-        acc1 = block32(y, load(y.add(2)), b + 1, d, qs, acc1);
+        let (x, y) = (row.add(bytes * b), row.add(bytes * (b + 1)));
+        acc0 = block32(x, values32::<Q5>(x), b, d, qs, acc0);
+        acc1 = block32(y, values32::<Q5>(y), b + 1, d, qs, acc1);
         b += 2;
     }
     if b < blocks {
-        let x = row.add(34 * b);
-        acc0 = block32(x, load(x.add(2)), b, d, qs, acc0);
+        let x = row.add(bytes * b);
+        acc0 = block32(x, values32::<Q5>(x), b, d, qs, acc0);
     }
     hsum(_mm256_add_ps(acc0, acc1))
 }
@@ -156,23 +169,6 @@ unsafe fn q5_0_values(blk: *const u8) -> __m256i {
     let low4 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(nibbles, 4), nibbles), _mm256_set1_epi8(0x0F));
     // q - 16 with q = low4 | high << 4, that is low4 - 16 where the high bit is clear.
     _mm256_sub_epi8(low4, _mm256_andnot_si256(high, _mm256_set1_epi8(0x10)))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q5_0(row: *const u8, blocks: usize, d: *const f32, qs: *const i8) -> f32 {
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut b = 0;
-    while b + 1 < blocks {
-        let (x, y) = (row.add(22 * b), row.add(22 * b + 22));
-        acc0 = block32(x, q5_0_values(x), b, d, qs, acc0);
-        acc1 = block32(y, q5_0_values(y), b + 1, d, qs, acc1);
-        b += 2;
-    }
-    if b < blocks {
-        let x = row.add(22 * b);
-        acc0 = block32(x, q5_0_values(x), b, d, qs, acc0);
-    }
-    hsum(_mm256_add_ps(acc0, acc1))
 }
 
 /// Shuffle masks that broadcast 16-bit lane `i` (of a 128-bit half) to a whole 128-bit half:

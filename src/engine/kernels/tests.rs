@@ -155,23 +155,14 @@ fn products_nested_in_parallel_work_give_the_same_results() {
     let data = q.data().unwrap();
     let w = QuantMatrix::new(Format::Q5_0, &data, rows, cols).unwrap();
     let xs: Vec<Vec<f32>> = (0..32).map(|i| random(cols, 100 + i)).collect();
-    let alone: Vec<Vec<f32>> = xs
-        .iter()
-        .map(|x| {
-            let mut out = vec![0f32; rows];
-            matmul(&w, x, 1, &mut out).unwrap();
-            out
-        })
-        .collect();
-    for _ in 0..8 {
-        let together: Vec<Vec<f32>> = xs
-            .par_iter()
-            .map(|x| {
-                let mut out = vec![0f32; rows];
-                matmul(&w, x, 1, &mut out).unwrap();
-                out
-            })
-            .collect();
+    let product = |x: &Vec<f32>| {
+        let mut out = vec![0f32; rows];
+        matmul(&w, x, 1, &mut out).unwrap();
+        out
+    };
+    let alone: Vec<Vec<f32>> = xs.iter().map(product).collect();
+    for _ in 0..4 {
+        let together: Vec<Vec<f32>> = xs.par_iter().map(product).collect();
         assert_eq!(together, alone);
     }
 }
