@@ -1,8 +1,10 @@
 //! Reading Qwen2 weights from disk: GGUF files and Hugging Face folders.
 //!
 //! Both loaders produce the same [`Weights`]: every linear layer is a [`QMatMul`] (quantized
-//! blocks from GGUF, with Q5_0 re-encoded as Q8_0 on CPU, see [`super::quant`]; plain f32 for
-//! safetensors), norms and biases are f32 tensors. Every tensor's shape is checked against the
+//! blocks from GGUF, Q5_0 re-encoded as Q8_0 only where candle's kernels will run it, see
+//! [`super::quant`]; plain f32 for safetensors), norms and biases are f32 tensors. Each
+//! [`Linear`] decides at load which kernels multiply it: the project's ([`kernels`]) for inputs
+//! of a few rows where [`kernels::preferred_for`] says so, else candle's. Every tensor's shape is checked against the
 //! [`ModelConfig`] here, so a mismatching or truncated file is a [`LoadError`] rather than a
 //! shape error (or a panic) during the first completion.
 
