@@ -11,6 +11,8 @@ use std::borrow::Cow;
 
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 
+use crate::engine::kernels::formats::reference::q5_0_values;
+
 /// Bytes of one Q5_0 block: f16 `d`, 32 high bits `qh`, 16 bytes of low nibbles `qs`.
 const Q5_0_BLOCK_BYTES: usize = 22;
 /// Bytes of one Q8_0 block: f16 `d`, 32 × i8 `qs`.
@@ -59,15 +61,8 @@ pub fn q5_0_to_q8_0(qt: &QTensor) -> candle_core::Result<QTensor> {
 /// which is ggml's: scale first, little-endian).
 fn convert_block(src: &[u8], dst: &mut [u8]) {
     dst[0..2].copy_from_slice(&src[0..2]);
-    let qh = u32::from_le_bytes([src[2], src[3], src[4], src[5]]);
-    let qs = &src[6..6 + BLOCK / 2];
-    for (j, &byte) in qs.iter().enumerate() {
-        // Weight j takes the low nibble of byte j and bit j of qh; weight j + 16 takes the
-        // high nibble and bit j + 16.
-        let lo = (byte & 0x0f) | ((((qh >> j) & 1) as u8) << 4);
-        let hi = (byte >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
-        dst[2 + j] = (lo as i8 - 16) as u8;
-        dst[2 + j + BLOCK / 2] = (hi as i8 - 16) as u8;
+    for (d, w) in dst[2..].iter_mut().zip(q5_0_values(src)) {
+        *d = w as u8;
     }
 }
 
