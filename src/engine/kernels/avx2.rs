@@ -7,7 +7,9 @@
 //!
 //! Products of 8-bit values use `maddubs` (unsigned × signed bytes, pairs summed to i16):
 //! K-quant weights are unsigned already (their offsets are paid with the activations' sums of
-//! 16); signed Q8_0/Q5_0 weights lend their sign to the activation (`sign`) first.
+//! 16); signed Q8_0/Q5_0 weights lend their sign to the activation (`sign`) first. With
+//! several activation rows (a short prefill, a speculative check) a Q8_0/Q5_0 block is decoded
+//! once for a tile of rows ([`dot32_tile`]), with each row's sum in the one-row order.
 
 #![allow(unsafe_code)]
 
@@ -44,7 +46,23 @@ pub fn rows(format: Format, w: &[u8], cols: usize, acts: Acts<'_>, m: usize, out
 
     for (r, o) in out.chunks_exact_mut(m).enumerate() {
         let row = &w[r * row_bytes..(r + 1) * row_bytes];
-        for (i, y) in o.iter_mut().enumerate() {
+        // Several activation rows: each block of 32 weights is read once for TILE of them.
+        let mut tiled = 0;
+        if matches!(format, Format::Q8_0 | Format::Q5_0) {
+            while tiled + TILE <= m {
+                let (d, qs) = (&d[tiled * blocks..], &qs[tiled * cols..]);
+                // SAFETY: as below, for the TILE activation rows from `tiled` on.
+                let ys = unsafe {
+                    match format {
+                        Format::Q8_0 => dot32_tile::<false>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
+                        _ => dot32_tile::<true>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
+                    }
+                };
+                o[tiled..tiled + TILE].copy_from_slice(&ys);
+                tiled += TILE;
+            }
+        }
+        for (i, y) in o.iter_mut().enumerate().skip(tiled) {
             let (d, qs) = (&d[i * blocks..], &qs[i * cols..]);
             // SAFETY: the features were checked above; `row` holds `blocks` whole blocks, and
             // `d`, `qs` (and `sums`) hold at least `blocks` blocks of activations from `i` on.
@@ -147,6 +165,48 @@ unsafe fn dot32<const Q5: bool>(row: *const u8, blocks: usize, d: *const f32, qs
         acc0 = block32(x, values32::<Q5>(x), b, d, qs, acc0);
     }
     hsum(_mm256_add_ps(acc0, acc1))
+}
+
+/// Activation rows one pass over a row of 32-weight blocks serves in [`dot32_tile`].
+const TILE: usize = 4;
+
+/// [`dot32`] for the [`TILE`] activation rows from `d`, `qs` on (`blocks` blocks each): every
+/// block's weights are decoded once for all of them. Each row's sum is formed in the same order
+/// as in `dot32` (even and odd blocks apart), so the results are bit for bit the same: a
+/// speculative check over several tokens agrees exactly with decoding them one at a time.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot32_tile<const Q5: bool>(row: *const u8, blocks: usize, d: *const f32, qs: *const i8) -> [f32; TILE] {
+    let bytes = if Q5 { 22 } else { 34 };
+    let (mut even, mut odd) = ([_mm256_setzero_ps(); TILE], [_mm256_setzero_ps(); TILE]);
+    let mut b = 0;
+    while b + 1 < blocks {
+        block32_tile::<Q5>(row.add(bytes * b), b, blocks, d, qs, &mut even);
+        block32_tile::<Q5>(row.add(bytes * (b + 1)), b + 1, blocks, d, qs, &mut odd);
+        b += 2;
+    }
+    if b < blocks {
+        block32_tile::<Q5>(row.add(bytes * b), b, blocks, d, qs, &mut even);
+    }
+    let mut out = [0f32; TILE];
+    for ((y, e), o) in out.iter_mut().zip(even).zip(odd) {
+        *y = hsum(_mm256_add_ps(e, o));
+    }
+    out
+}
+
+/// `acc[i]` plus block `b` (at `blk`) times block `b` of activation row `i`, for each row of
+/// the tile: [`block32`] with the weights decoded once.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block32_tile<const Q5: bool>(blk: *const u8, b: usize, blocks: usize, d: *const f32, qs: *const i8, acc: &mut [__m256; TILE]) {
+    let w = values32::<Q5>(blk);
+    let abs_w = _mm256_sign_epi8(w, w);
+    let dw = f16_at(blk);
+    for (i, acc) in acc.iter_mut().enumerate() {
+        let a = load(qs.add(32 * (i * blocks + b)) as *const u8);
+        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * *d.add(i * blocks + b)), *acc);
+    }
 }
 
 /// 0xFF in byte `j` where bit `j` of `bits` is set.

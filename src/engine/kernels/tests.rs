@@ -56,7 +56,8 @@ fn each_kernel_computes_its_scalar_definition() {
         let q = weights(dtype, rows, cols, 1);
         let data = q.data().unwrap();
         let w = QuantMatrix::new(format, &data, rows, cols).unwrap();
-        for m in [1, 3] {
+        // 1 and 3 rows one at a time; 5 and 9 rows partly in tiles of several rows.
+        for m in [1, 3, 5, 9] {
             let x = random(m * cols, 2);
             let mut out = vec![0f32; m * rows];
             matmul(&w, &x, m, &mut out).unwrap();
@@ -97,6 +98,31 @@ fn products_match_the_dequantized_weights_as_closely_as_candles_kernels() {
         let (ours, theirs) = (rel(&exact, &ours), rel(&exact, &theirs));
         assert!(ours > 0.0 && ours < 0.03, "{format:?}: relative error {ours}");
         assert!(ours < 1.5 * theirs, "{format:?}: relative error {ours}, candle's {theirs}");
+    }
+}
+
+#[test]
+fn a_batch_of_rows_gives_bit_for_bit_the_products_of_one_row_at_a_time() {
+    // A speculative check multiplies several tokens at once; decoding multiplies one. The two
+    // must agree exactly, or a near tie could pick another token with speculation on.
+    if !available() {
+        return;
+    }
+    let (rows, m) = (19, 11);
+    for (format, dtype) in FORMATS {
+        // An odd number of 32-weight blocks where the format allows (the last block is alone).
+        let cols = if format.wide_activations() { 768 } else { 352 };
+        let q = weights(dtype, rows, cols, 9);
+        let data = q.data().unwrap();
+        let w = QuantMatrix::new(format, &data, rows, cols).unwrap();
+        let x = random(m * cols, 10);
+        let mut batch = vec![0f32; m * rows];
+        matmul(&w, &x, m, &mut batch).unwrap();
+        for (i, expected) in batch.chunks_exact(rows).enumerate() {
+            let mut one = vec![0f32; rows];
+            matmul(&w, &x[i * cols..(i + 1) * cols], 1, &mut one).unwrap();
+            assert_eq!(one, expected, "{format:?}: activation row {i}");
+        }
     }
 }
 
