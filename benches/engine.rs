@@ -85,6 +85,25 @@ fn bench_model(path: &Path, source: &str, reps: usize) {
         }
         stepped.push(format!("{step}: {:.1}", median(rates)));
     }
+    // A short step after a cached prompt (the next line of a file): the quantized kernels
+    // against the dense path, in turns; where the dense path starts to pay.
+    let mut short = Vec::new();
+    let cached = prompt.len().saturating_sub(64);
+    for n in [16usize, 48, 64] {
+        let (mut quantized, mut dense) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            for (min_rows, rates) in [(usize::MAX, &mut quantized), (1, &mut dense)] {
+                model.set_dense_min_rows(min_rows);
+                model.truncate(0);
+                model.extend(&prompt[..cached]).expect("prefill");
+                let t = Instant::now();
+                model.extend(&prompt[cached..(cached + n).min(prompt.len())]).expect("short step");
+                rates.push(n as f64 / t.elapsed().as_secs_f64());
+            }
+        }
+        short.push(format!("{n}: {:.1} vs {:.1}", median(quantized), median(dense)));
+    }
+    model.set_dense_prefill(true);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     println!(
         "{name}: load {load_s:.1} s | prefill {} tokens: {:.1} tok/s (quantized kernels only: {:.1}) | decode {} tokens: {:.1} tok/s  (medians of {reps})",
@@ -95,6 +114,7 @@ fn bench_model(path: &Path, source: &str, reps: usize) {
         median(decode)
     );
     println!("{name}: prefill {} tokens in steps of {} tok/s", prompt.len(), stepped.join(", "));
+    println!("{name}: a step of n tokens after {cached}, quantized kernels vs dense path: {} tok/s", short.join(", "));
 }
 
 /// The project's CPU kernels against candle's, on two copies of the model loaded each way and

@@ -29,7 +29,13 @@ pub fn detected() -> bool {
 /// Panics (rather than reading out of bounds) if the lengths do not match or the CPU lacks the
 /// features; callers check [`detected`] and build `w` and `acts` from the same shapes.
 pub fn rows(format: Format, w: &[u8], cols: usize, acts: Acts<'_>, m: usize, out: &mut [f32]) {
+    rows_on(use_vnni(), format, w, cols, acts, m, out)
+}
+
+/// [`rows`], with `vpdpbusd` for Q8_0/Q5_0 weights only if `vnni` (tests compare the two).
+pub fn rows_on(vnni: bool, format: Format, w: &[u8], cols: usize, acts: Acts<'_>, m: usize, out: &mut [f32]) {
     assert!(detected(), "AVX2/FMA/F16C kernels called on a CPU without them");
+    assert!(!vnni || vnni_detected(), "VNNI kernels called on a CPU without them");
     assert!(cols % format.block() == 0, "{cols} columns are not whole {format:?} blocks");
     let blocks = cols / format.block();
     let row_bytes = blocks * format.block_bytes();
@@ -46,36 +52,44 @@ pub fn rows(format: Format, w: &[u8], cols: usize, acts: Acts<'_>, m: usize, out
 
     for (r, o) in out.chunks_exact_mut(m).enumerate() {
         let row = &w[r * row_bytes..(r + 1) * row_bytes];
-        // Several activation rows: each block of 32 weights is read once for TILE of them.
-        let mut tiled = 0;
         if matches!(format, Format::Q8_0 | Format::Q5_0) {
-            while tiled + TILE <= m {
-                let (d, qs) = (&d[tiled * blocks..], &qs[tiled * cols..]);
-                // SAFETY: as below, for the TILE activation rows from `tiled` on.
-                let ys = unsafe {
-                    match format {
-                        Format::Q8_0 => dot32_tile::<false>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
-                        _ => dot32_tile::<true>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
-                    }
-                };
-                o[tiled..tiled + TILE].copy_from_slice(&ys);
-                tiled += TILE;
+            // SAFETY: the features were checked above (VNNI by `vnni_detected`); `row` holds
+            // `blocks` whole blocks, and `d`, `qs` hold `m` rows of `blocks` blocks.
+            unsafe {
+                match (format, vnni) {
+                    (Format::Q8_0, false) => dot32_rows_avx2::<false>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), o),
+                    (Format::Q8_0, true) => dot32_rows_vnni::<false>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), o),
+                    (_, false) => dot32_rows_avx2::<true>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), o),
+                    (_, true) => dot32_rows_vnni::<true>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), o),
+                }
             }
+            continue;
         }
-        for (i, y) in o.iter_mut().enumerate().skip(tiled) {
+        for (i, y) in o.iter_mut().enumerate() {
             let (d, qs) = (&d[i * blocks..], &qs[i * cols..]);
             // SAFETY: the features were checked above; `row` holds `blocks` whole blocks, and
-            // `d`, `qs` (and `sums`) hold at least `blocks` blocks of activations from `i` on.
+            // `d`, `qs` and `sums` hold at least `blocks` blocks of activations from `i` on.
             *y = unsafe {
                 match format {
-                    Format::Q8_0 => dot32::<false>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
-                    Format::Q5_0 => dot32::<true>(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr()),
                     Format::Q4K => dot_q4k(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), sums[i * cols / 16..].as_ptr()),
-                    Format::Q6K => dot_q6k(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), sums[i * cols / 16..].as_ptr()),
+                    _ => dot_q6k(row.as_ptr(), blocks, d.as_ptr(), qs.as_ptr(), sums[i * cols / 16..].as_ptr()),
                 }
             };
         }
     }
+}
+
+/// Whether this CPU also has 256-bit AVX-512 VNNI (`vpdpbusd`), which multiplies and sums four
+/// byte pairs in one instruction where AVX2 takes three.
+pub fn vnni_detected() -> bool {
+    detected() && is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl")
+}
+
+/// Whether [`rows`] uses VNNI: where the CPU has it, unless `INKLING_CPU_KERNELS=avx2` (read
+/// once) asks for AVX2 alone.
+fn use_vnni() -> bool {
+    static CHOICE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| vnni_detected() && std::env::var("INKLING_CPU_KERNELS").map_or(true, |v| v != "avx2"))
 }
 
 /// Dequantizes whole Q5_0 blocks `w` into `out` (32 values per block). Panics (rather than
@@ -115,26 +129,10 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
-/// Eight i32 sums of four products each, of signed bytes `w` and `a`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_i8(w: __m256i, a: __m256i) -> __m256i {
-    let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
-}
-
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn load(p: *const u8) -> __m256i {
     _mm256_loadu_si256(p as *const __m256i)
-}
-
-/// `acc` plus block `b` of a row of 32-weight blocks (`values` reads one block's weights).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn block32(blk: *const u8, values: __m256i, b: usize, d: *const f32, qs: *const i8, acc: __m256) -> __m256 {
-    let p = dot_i8(values, load(qs.add(32 * b) as *const u8));
-    _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_at(blk) * *d.add(b)), acc)
 }
 
 /// The 32 signed weights of a Q5_0 (`Q5`) or Q8_0 block.
@@ -148,63 +146,116 @@ unsafe fn values32<const Q5: bool>(blk: *const u8) -> __m256i {
     }
 }
 
-/// A row of Q5_0 (`Q5`) or Q8_0 blocks · [`super::Act32`] activations, in two accumulators.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot32<const Q5: bool>(row: *const u8, blocks: usize, d: *const f32, qs: *const i8) -> f32 {
-    let bytes = if Q5 { 22 } else { 34 };
-    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut b = 0;
-    while b + 1 < blocks {
-        let (x, y) = (row.add(bytes * b), row.add(bytes * (b + 1)));
-        acc0 = block32(x, values32::<Q5>(x), b, d, qs, acc0);
-        acc1 = block32(y, values32::<Q5>(y), b + 1, d, qs, acc1);
-        b += 2;
-    }
-    if b < blocks {
-        let x = row.add(bytes * b);
-        acc0 = block32(x, values32::<Q5>(x), b, d, qs, acc0);
-    }
-    hsum(_mm256_add_ps(acc0, acc1))
-}
-
-/// Activation rows one pass over a row of 32-weight blocks serves in [`dot32_tile`].
+/// Activation rows one pass over a row of 32-weight blocks serves at most.
 const TILE: usize = 4;
 
-/// [`dot32`] for the [`TILE`] activation rows from `d`, `qs` on (`blocks` blocks each): every
-/// block's weights are decoded once for all of them. Each row's sum is formed in the same order
-/// as in `dot32` (even and odd blocks apart), so the results are bit for bit the same: a
-/// speculative check over several tokens agrees exactly with decoding them one at a time.
+/// `out[i]` = the row of Q5_0 (`Q5`) or Q8_0 blocks at `row` · activation row `i` (`d`, `qs`
+/// hold `out.len()` rows of `blocks` blocks), on VNNI or AVX2 alone. Every row's sum is formed
+/// in one order whatever the number of rows (even and odd blocks apart, added last), and both
+/// instruction sets form the same exact integer sums, so the results are bit for bit the same:
+/// a speculative check over several tokens agrees exactly with decoding them one at a time.
+///
+/// The loops are inlined into the two entry points below, each compiled for its instruction
+/// set (a kernel with more features than its caller would not be inlined into it).
+#[inline(always)]
+unsafe fn dot32_rows<const Q5: bool, const VNNI: bool>(row: *const u8, blocks: usize, d: *const f32, qs: *const i8, out: &mut [f32]) {
+    let mut i = 0;
+    while i + TILE <= out.len() {
+        let ys = dot32_tile::<Q5, VNNI, TILE>(row, blocks, d.add(i * blocks), qs.add(i * 32 * blocks));
+        out[i..i + TILE].copy_from_slice(&ys);
+        i += TILE;
+    }
+    while i < out.len() {
+        out[i] = dot32_tile::<Q5, VNNI, 1>(row, blocks, d.add(i * blocks), qs.add(i * 32 * blocks))[0];
+        i += 1;
+    }
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot32_tile<const Q5: bool>(row: *const u8, blocks: usize, d: *const f32, qs: *const i8) -> [f32; TILE] {
+unsafe fn dot32_rows_avx2<const Q5: bool>(row: *const u8, blocks: usize, d: *const f32, qs: *const i8, out: &mut [f32]) {
+    dot32_rows::<Q5, false>(row, blocks, d, qs, out)
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+unsafe fn dot32_rows_vnni<const Q5: bool>(row: *const u8, blocks: usize, d: *const f32, qs: *const i8, out: &mut [f32]) {
+    dot32_rows::<Q5, true>(row, blocks, d, qs, out)
+}
+
+/// [`dot32_rows`] for `N` activation rows at once: each block's weights are decoded once for all.
+#[inline(always)]
+unsafe fn dot32_tile<const Q5: bool, const VNNI: bool, const N: usize>(
+    row: *const u8,
+    blocks: usize,
+    d: *const f32,
+    qs: *const i8,
+) -> [f32; N] {
     let bytes = if Q5 { 22 } else { 34 };
-    let (mut even, mut odd) = ([_mm256_setzero_ps(); TILE], [_mm256_setzero_ps(); TILE]);
+    let block = |blk: *const u8, b: usize, acc: &mut [__m256; N]| {
+        if VNNI {
+            block32_vnni::<Q5, N>(blk, b, blocks, d, qs, acc)
+        } else {
+            block32::<Q5, N>(blk, b, blocks, d, qs, acc)
+        }
+    };
+    let (mut even, mut odd) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     let mut b = 0;
     while b + 1 < blocks {
-        block32_tile::<Q5>(row.add(bytes * b), b, blocks, d, qs, &mut even);
-        block32_tile::<Q5>(row.add(bytes * (b + 1)), b + 1, blocks, d, qs, &mut odd);
+        block(row.add(bytes * b), b, &mut even);
+        block(row.add(bytes * (b + 1)), b + 1, &mut odd);
         b += 2;
     }
     if b < blocks {
-        block32_tile::<Q5>(row.add(bytes * b), b, blocks, d, qs, &mut even);
+        block(row.add(bytes * b), b, &mut even);
     }
-    let mut out = [0f32; TILE];
+    let mut out = [0f32; N];
     for ((y, e), o) in out.iter_mut().zip(even).zip(odd) {
         *y = hsum(_mm256_add_ps(e, o));
     }
     out
 }
 
-/// `acc[i]` plus block `b` (at `blk`) times block `b` of activation row `i`, for each row of
-/// the tile: [`block32`] with the weights decoded once.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn block32_tile<const Q5: bool>(blk: *const u8, b: usize, blocks: usize, d: *const f32, qs: *const i8, acc: &mut [__m256; TILE]) {
+/// `acc[i]` plus block `b` (at `blk`) times block `b` of activation row `i`, for `N` rows: four
+/// products of bytes summed per i32 lane by `maddubs` (unsigned × signed, so the weights lend
+/// their sign to the activations) and `madd`.
+#[inline(always)]
+unsafe fn block32<const Q5: bool, const N: usize>(
+    blk: *const u8,
+    b: usize,
+    blocks: usize,
+    d: *const f32,
+    qs: *const i8,
+    acc: &mut [__m256; N],
+) {
     let w = values32::<Q5>(blk);
     let abs_w = _mm256_sign_epi8(w, w);
     let dw = f16_at(blk);
     for (i, acc) in acc.iter_mut().enumerate() {
         let a = load(qs.add(32 * (i * blocks + b)) as *const u8);
         let p = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * *d.add(i * blocks + b)), *acc);
+    }
+}
+
+/// [`block32`] with `vpdpbusd`, which also multiplies unsigned by signed bytes: the activations
+/// are read as `a + 128` (top bit flipped) and `128 × Σ w`, one product per block for all rows,
+/// starts each sum below zero. The lanes hold the same exact sums as `block32`'s.
+#[inline(always)]
+unsafe fn block32_vnni<const Q5: bool, const N: usize>(
+    blk: *const u8,
+    b: usize,
+    blocks: usize,
+    d: *const f32,
+    qs: *const i8,
+    acc: &mut [__m256; N],
+) {
+    let w = values32::<Q5>(blk);
+    let flip = _mm256_set1_epi8(-128);
+    let zero = _mm256_setzero_si256();
+    let start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, flip, w));
+    let dw = f16_at(blk);
+    for (i, acc) in acc.iter_mut().enumerate() {
+        let a = _mm256_xor_si256(load(qs.add(32 * (i * blocks + b)) as *const u8), flip);
+        let p = _mm256_dpbusd_epi32(start, a, w);
         *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * *d.add(i * blocks + b)), *acc);
     }
 }

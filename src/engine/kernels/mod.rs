@@ -1,15 +1,16 @@
 //! The project's own CPU kernels: products of GGUF-quantized weight matrices with a few rows of
-//! activations (decoding one token, checking a speculative draft).
+//! activations (decoding one token, checking a speculative draft, a short prefill step).
 //!
 //! Weights stay in their GGUF blocks (Q8_0, Q5_0, Q4_K, Q6_K; [`formats`] says what each byte
 //! means), read where candle loaded them: nothing is widened or copied. The activations are
 //! quantized to 8 bits once per product (not once per output row), and the output rows are
 //! split over rayon's pool, the one the rest of the forward pass uses. The SIMD code is in
-//! `avx2` (AVX2 + FMA + F16C, detected at run time); on other CPUs [`available`] is false and
-//! the model keeps candle's kernels.
+//! `avx2` (AVX2 + FMA + F16C, detected at run time, with AVX-512 VNNI's byte dot product for
+//! Q8_0/Q5_0 where the CPU has it; `INKLING_CPU_KERNELS=avx2` does without); on other CPUs
+//! [`available`] is false and the model keeps candle's kernels.
 //!
 //! Prefill chunks of many rows do not come here: they are compute-bound, and a blocked f32 GEMM
-//! does better (see `model::weights`).
+//! does better (see `model::weights::DENSE_PREFILL_MIN_ROWS`).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;

@@ -127,6 +127,31 @@ fn a_batch_of_rows_gives_bit_for_bit_the_products_of_one_row_at_a_time() {
 }
 
 #[test]
+#[cfg(target_arch = "x86_64")]
+fn vnni_and_avx2_give_bit_for_bit_the_same_products() {
+    // Both form the same exact integer sums per lane and scale them in the same order, so a
+    // model gives the same suggestions on any x86 CPU that runs these kernels.
+    if !super::avx2::vnni_detected() {
+        eprintln!("no AVX-512 VNNI here: nothing to compare");
+        return;
+    }
+    let (rows, cols) = (21, 352);
+    for (format, dtype) in [(Format::Q8_0, GgmlDType::Q8_0), (Format::Q5_0, GgmlDType::Q5_0)] {
+        let q = weights(dtype, rows, cols, 11);
+        let data = q.data().unwrap();
+        for m in [1, 4, 7] {
+            let mut a = Act32::default();
+            a.quantize(&random(m * cols, 12));
+            let (mut vnni, mut avx2) = (vec![0f32; m * rows], vec![0f32; m * rows]);
+            super::avx2::rows_on(true, format, &data, cols, Acts::A32(&a), m, &mut vnni);
+            super::avx2::rows_on(false, format, &data, cols, Acts::A32(&a), m, &mut avx2);
+            assert_eq!(vnni, avx2, "{format:?} m={m}");
+            assert!(vnni.iter().any(|&y| y != 0.0));
+        }
+    }
+}
+
+#[test]
 fn zero_and_one_hot_activations() {
     if !available() {
         return;

@@ -106,7 +106,13 @@ impl Qwen2 {
     /// Turns the dense f32 prefill path for Q8_0 weights on (the default) or off
     /// (see [`weights::DENSE_PREFILL_MIN_ROWS`]).
     pub fn set_dense_prefill(&mut self, on: bool) {
-        self.model.weights_mut().set_dense_prefill(on);
+        self.set_dense_min_rows(if on { weights::DENSE_PREFILL_MIN_ROWS } else { usize::MAX });
+    }
+
+    /// Sends inputs of at least `rows` rows to the dense f32 prefill path (to measure where it
+    /// starts to pay; see [`weights::Weights::set_dense_min_rows`]).
+    pub fn set_dense_min_rows(&mut self, rows: usize) {
+        self.model.weights_mut().set_dense_min_rows(rows);
     }
 
     /// Turns the project's CPU kernels off or back on (see [`weights::Weights::set_own_kernels`]).

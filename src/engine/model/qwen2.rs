@@ -285,7 +285,7 @@ mod tests {
         // products on 8-bit activations. They must agree up to that rounding, and short inputs
         // (decoding) must not take the dense path at all.
         let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128).unwrap().0;
-        let all = tokens(40, 3);
+        let all = tokens(super::super::weights::DENSE_PREFILL_MIN_ROWS + 8, 3);
         let dense = model.forward_all(&all).unwrap();
         model.truncate(0);
         model.set_dense_prefill(false);
