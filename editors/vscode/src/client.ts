@@ -9,7 +9,6 @@ import {
     LanguageClientOptions,
     Middleware,
     ServerOptions as ProcessOptions,
-    TransportKind,
 } from 'vscode-languageclient/node';
 
 import { ReadSetting, serverOptions } from './settings';
@@ -81,7 +80,10 @@ export function clientOptions(read: ReadSetting, hooks: ClientHooks = NO_HOOKS, 
 }
 
 export function processOptions(read: ReadSetting): ProcessOptions {
-    return { command: serverCommand(read), args: ['serve'], transport: TransportKind.stdio };
+    // No `transport`: the client then talks over the process's stdin/stdout as is.
+    // `TransportKind.stdio` would make vscode-languageclient append `--stdio` to the arguments,
+    // which `inkling serve` refuses (the server would exit before `initialize`).
+    return { command: serverCommand(read), args: ['serve'] };
 }
 
 export function createLanguageClient(read: ReadSetting, hooks: ClientHooks = NO_HOOKS, outputChannel?: vscode.LogOutputChannel): LanguageClient {
