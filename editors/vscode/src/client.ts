@@ -32,7 +32,8 @@ export const LANGUAGES = [
 export interface ClientHooks {
     onProgress(value: ProgressValue): void;
     onShowMessage(type: number, message: string): void;
-    onInlineLatency(ms: number): void;
+    /** `suggested`: the answer held at least one suggestion. */
+    onInlineLatency(ms: number, suggested: boolean): void;
 }
 
 const NO_HOOKS: ClientHooks = { onProgress() {}, onShowMessage() {}, onInlineLatency() {} };
@@ -50,7 +51,8 @@ function middleware(hooks: ClientHooks): Middleware {
             const started = Date.now();
             const result = await next(document, position, context, token);
             if (!token.isCancellationRequested) {
-                hooks.onInlineLatency(Date.now() - started);
+                const items = Array.isArray(result) ? result : result?.items;
+                hooks.onInlineLatency(Date.now() - started, (items?.length ?? 0) > 0);
             }
             return result;
         },
