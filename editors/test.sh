@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every editor integration test: VS Code (typecheck, package, settings vs server, real server),
-# Helix (languages.toml, Helix 25.07's protocol against the real server), Neovim (a real headless
-# Neovim 0.11 typing and accepting). Builds nothing in Rust: needs target/release/inkling (or
-# INKLING_BIN) and the small model (INKLING_TEST_MODEL, default: the cache path).
+# VS Code in a browser (the packaged extension in code-server, shown in Chromium: typing, ghost
+# text, Tab), Helix (languages.toml, Helix 25.07's protocol against the real server), Neovim (a
+# real headless Neovim 0.11 typing and accepting). Builds nothing in Rust: needs
+# target/release/inkling (or INKLING_BIN) and the small model (INKLING_TEST_MODEL, default: the
+# cache path).
 #
 # Prints one line per suite and, last, "N passed, M failed". Exits non-zero on any failure.
 set -uo pipefail
@@ -74,6 +76,14 @@ section "VS Code (editors/vscode)"
   [[ $f -eq 0 ]]
 ) 2>&1 | tee "$log/vscode.log"
 add_counts vscode "$log/vscode.log" "${PIPESTATUS[0]}"
+
+section "VS Code in a browser (editors/vscode/e2e: code-server, Chromium)"
+# The .vsix from the VS Code suite, installed into a real VS Code (code-server) in a real
+# browser. First run: installs Chromium (apt-get) and code-server (npm), a few minutes.
+vsix_args=()
+[[ -s "$log/inkling.vsix" ]] && vsix_args=("$log/inkling.vsix")
+timeout 900 "$editors/vscode/e2e/run.sh" "${vsix_args[@]}" 2>&1 | tee "$log/code-server.log"
+add_counts code-server "$log/code-server.log" "${PIPESTATUS[0]}"
 
 section "Helix (editors/helix)"
 python3 "$editors/helix/test/test_helix.py" 2>&1 | tee "$log/helix.log"

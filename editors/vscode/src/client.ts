@@ -9,7 +9,6 @@ import {
     LanguageClientOptions,
     Middleware,
     ServerOptions as ProcessOptions,
-    TransportKind,
 } from 'vscode-languageclient/node';
 
 import { ReadSetting, serverOptions } from './settings';
@@ -33,7 +32,8 @@ export const LANGUAGES = [
 export interface ClientHooks {
     onProgress(value: ProgressValue): void;
     onShowMessage(type: number, message: string): void;
-    onInlineLatency(ms: number): void;
+    /** `suggested`: the answer held at least one suggestion. */
+    onInlineLatency(ms: number, suggested: boolean): void;
 }
 
 const NO_HOOKS: ClientHooks = { onProgress() {}, onShowMessage() {}, onInlineLatency() {} };
@@ -51,7 +51,8 @@ function middleware(hooks: ClientHooks): Middleware {
             const started = Date.now();
             const result = await next(document, position, context, token);
             if (!token.isCancellationRequested) {
-                hooks.onInlineLatency(Date.now() - started);
+                const items = Array.isArray(result) ? result : result?.items;
+                hooks.onInlineLatency(Date.now() - started, (items?.length ?? 0) > 0);
             }
             return result;
         },
@@ -81,7 +82,10 @@ export function clientOptions(read: ReadSetting, hooks: ClientHooks = NO_HOOKS, 
 }
 
 export function processOptions(read: ReadSetting): ProcessOptions {
-    return { command: serverCommand(read), args: ['serve'], transport: TransportKind.stdio };
+    // No `transport`: the client then talks over the process's stdin/stdout as is.
+    // `TransportKind.stdio` would make vscode-languageclient append `--stdio` to the arguments,
+    // which `inkling serve` refuses (the server would exit before `initialize`).
+    return { command: serverCommand(read), args: ['serve'] };
 }
 
 export function createLanguageClient(read: ReadSetting, hooks: ClientHooks = NO_HOOKS, outputChannel?: vscode.LogOutputChannel): LanguageClient {

@@ -37,7 +37,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const hooks = {
         onProgress: (value: status.ProgressValue) => update(status.onProgress(state, value)),
         onShowMessage: (type: number, message: string) => update(status.onShowMessage(state, type, message)),
-        onInlineLatency: (ms: number) => update(status.onLatency(state, ms)),
+        onInlineLatency: (ms: number, suggested: boolean) => update(status.onLatency(state, ms, suggested)),
     };
 
     const start = async () => {

@@ -53,9 +53,13 @@ export function onShowMessage(s: Status, type: number, message: string): Status 
     return s;
 }
 
-export function onLatency(s: Status, ms: number): Status {
-    // An answer arriving proves the server works, whatever an earlier message said.
-    const phase = s.phase === 'error' || s.phase === 'starting' ? 'ready' : s.phase;
+/**
+ * A finished inline completion request. `suggested`: it brought a suggestion. Only a suggestion
+ * proves the server works again after an error: without a model the server answers every
+ * request at once with nothing, and that must not hide its "could not load the model" error.
+ */
+export function onLatency(s: Status, ms: number, suggested = true): Status {
+    const phase = suggested && (s.phase === 'error' || s.phase === 'starting') ? 'ready' : s.phase;
     return { ...s, phase, lastLatencyMs: Math.round(ms) };
 }
 

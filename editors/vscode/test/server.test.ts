@@ -26,6 +26,7 @@ import { serverOptions } from '../src/settings';
 import * as status from '../src/status';
 import { defaultSettings, serverBinary, testModel } from './support';
 import { installVscodeStub } from './vscodeStub';
+import type { TransportKind } from 'vscode-languageclient/node';
 
 installVscodeStub();
 // Loaded after the stub: client.ts imports `vscode`.
@@ -76,7 +77,11 @@ before(async () => {
     assert.equal(capabilities.window.workDoneProgress, true);
     assert.ok(capabilities.textDocument.inlineCompletion, 'vscode-languageclient declares inline completion');
 
-    const processOptions = extensionClient.processOptions(read) as { args: string[] };
+    // The command line vscode-languageclient 11 runs (lib/node/main.js): a `transport` of stdio
+    // or pipe adds `--stdio` / `--pipe=...` to the arguments.
+    const processOptions = extensionClient.processOptions(read) as { command: string; args: string[]; transport?: TransportKind };
+    assert.equal(processOptions.transport, undefined, 'no transport: the server gets exactly `serve`');
+    assert.deepEqual(processOptions.args, ['serve']);
     proc = spawn(serverBinary(), processOptions.args, { stdio: 'pipe' });
     proc.stderr.on('data', (chunk) => (stderr += chunk));
     conn = createProtocolConnection(new StreamMessageReader(proc.stdout), new StreamMessageWriter(proc.stdin));
