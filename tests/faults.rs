@@ -281,6 +281,15 @@ async fn prefix_suffix_and_context_token_limits_reach_the_engine() {
 }
 
 #[test]
+fn serve_accepts_the_stdio_flag_lsp_clients_pass() {
+    // vscode-languageclient appends `--stdio` with a stdio transport; the server must not exit.
+    let tiny = inkling::engine::testing::tiny_model_path();
+    let mut c = ProcClient::serve(&["--stdio", "--model", tiny.to_str().unwrap()]);
+    let r = c.initialize(caps(), json!({}));
+    assert!(r["result"]["capabilities"].is_object(), "{r}");
+}
+
+#[test]
 fn a_prompt_larger_than_the_model_cache_is_a_clear_error_and_an_empty_answer() {
     // The tiny model's cache holds 1024 positions; its tokenizer is byte level.
     let tiny = inkling::engine::testing::tiny_model_path();

@@ -51,6 +51,10 @@ pub enum Command {
         /// Always ask the model, even while the user types what the suggestion shows.
         #[arg(long)]
         no_type_through: bool,
+        /// Accepted and ignored: standard input/output is the only transport, and many LSP
+        /// clients (vscode-languageclient among them) ask for it by this flag.
+        #[arg(long)]
+        stdio: bool,
     },
     /// Complete from the command line: one position, or a JSONL batch.
     Complete(complete::CompleteArgs),
@@ -78,7 +82,7 @@ fn init_logging(log_file: Option<&PathBuf>) -> anyhow::Result<()> {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
-    let default = Command::Serve { model: None, no_reuse: false, no_speculation: false, no_type_through: false };
+    let default = Command::Serve { model: None, no_reuse: false, no_speculation: false, no_type_through: false, stdio: true };
     let command = cli.command.unwrap_or(default);
     // The server's `threads` setting arrives in `initialize`: read that first message now, so
     // the thread count is set once, here, before any other thread exists.
@@ -98,7 +102,7 @@ pub fn run(cli: Cli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     match command {
-        Command::Serve { model, no_reuse, no_speculation, no_type_through } => {
+        Command::Serve { model, no_reuse, no_speculation, no_type_through, stdio: _ } => {
             let engine = EngineOptions { reuse: !no_reuse, speculate: !no_speculation, ..EngineOptions::default() };
             let options = ServerOptions { model, loader: loader_with(engine), type_through: !no_type_through };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -84,7 +84,7 @@ export function clientOptions(read: ReadSetting, hooks: ClientHooks = NO_HOOKS, 
 export function processOptions(read: ReadSetting): ProcessOptions {
     // No `transport`: the client then talks over the process's stdin/stdout as is.
     // `TransportKind.stdio` would make vscode-languageclient append `--stdio` to the arguments,
-    // which `inkling serve` refuses (the server would exit before `initialize`).
+    // which older `inkling serve` binaries refused (they exited before `initialize`).
     return { command: serverCommand(read), args: ['serve'] };
 }
 
