@@ -89,7 +89,7 @@ pub fn held_out_samples(corpus: &Corpus, kinds: &[SpanKind], per_kind: usize, se
 /// Progress lines for logs, when standard error is not a terminal (the bar is hidden then).
 fn log_progress(show: bool, done: usize, total: usize, started: Instant) {
     use std::io::IsTerminal as _;
-    if !show || std::io::stderr().is_terminal() || (done % 10 != 0 && done != total) {
+    if !show || std::io::stderr().is_terminal() || (!done.is_multiple_of(10) && done != total) {
         return;
     }
     let elapsed = started.elapsed().as_secs_f64();

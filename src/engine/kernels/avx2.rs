@@ -36,10 +36,10 @@ pub fn rows(format: Format, w: &[u8], cols: usize, acts: Acts<'_>, m: usize, out
 pub fn rows_on(vnni: bool, format: Format, w: &[u8], cols: usize, acts: Acts<'_>, m: usize, out: &mut [f32]) {
     assert!(detected(), "AVX2/FMA/F16C kernels called on a CPU without them");
     assert!(!vnni || vnni_detected(), "VNNI kernels called on a CPU without them");
-    assert!(cols % format.block() == 0, "{cols} columns are not whole {format:?} blocks");
+    assert!(cols.is_multiple_of(format.block()), "{cols} columns are not whole {format:?} blocks");
     let blocks = cols / format.block();
     let row_bytes = blocks * format.block_bytes();
-    assert!(row_bytes > 0 && w.len() % row_bytes == 0, "weight bytes {} are not whole rows of {row_bytes}", w.len());
+    assert!(row_bytes > 0 && w.len().is_multiple_of(row_bytes), "weight bytes {} are not whole rows of {row_bytes}", w.len());
     let n = w.len() / row_bytes;
     assert_eq!(out.len(), n * m, "output holds {} values for {n} rows × {m}", out.len());
     let (d, qs, sums) = match acts {
@@ -96,7 +96,7 @@ fn use_vnni() -> bool {
 /// writing out of bounds) if the lengths do not match or the CPU lacks the features.
 pub fn dequantize_q5_0(w: &[u8], out: &mut [f32]) {
     assert!(detected(), "AVX2/FMA/F16C kernels called on a CPU without them");
-    assert!(w.len() % 22 == 0 && out.len() == w.len() / 22 * 32, "{} Q5_0 bytes into {} values", w.len(), out.len());
+    assert!(w.len().is_multiple_of(22) && out.len() == w.len() / 22 * 32, "{} Q5_0 bytes into {} values", w.len(), out.len());
     for (blk, o) in w.chunks_exact(22).zip(out.chunks_exact_mut(32)) {
         // SAFETY: features checked above; `blk` is one whole block and `o` holds 32 values.
         unsafe { dequantize_q5_0_block(blk.as_ptr(), o.as_mut_ptr()) }
@@ -165,9 +165,13 @@ unsafe fn dot32_rows<const Q5: bool, const VNNI: bool>(row: *const u8, blocks: u
         out[i..i + TILE].copy_from_slice(&ys);
         i += TILE;
     }
-    while i < out.len() {
-        out[i] = dot32_tile::<Q5, VNNI, 1>(row, blocks, d.add(i * blocks), qs.add(i * 32 * blocks))[0];
-        i += 1;
+    // The last rows in one smaller tile (a speculative check of 6 drafted tokens is 4 + 3).
+    let (d, qs) = (d.add(i * blocks), qs.add(i * 32 * blocks));
+    match out.len() - i {
+        3 => out[i..].copy_from_slice(&dot32_tile::<Q5, VNNI, 3>(row, blocks, d, qs)),
+        2 => out[i..].copy_from_slice(&dot32_tile::<Q5, VNNI, 2>(row, blocks, d, qs)),
+        1 => out[i..].copy_from_slice(&dot32_tile::<Q5, VNNI, 1>(row, blocks, d, qs)),
+        _ => {}
     }
 }
 
@@ -190,13 +194,7 @@ unsafe fn dot32_tile<const Q5: bool, const VNNI: bool, const N: usize>(
     qs: *const i8,
 ) -> [f32; N] {
     let bytes = if Q5 { 22 } else { 34 };
-    let block = |blk: *const u8, b: usize, acc: &mut [__m256; N]| {
-        if VNNI {
-            block32_vnni::<Q5, N>(blk, b, blocks, d, qs, acc)
-        } else {
-            block32::<Q5, N>(blk, b, blocks, d, qs, acc)
-        }
-    };
+    let block = |blk: *const u8, b: usize, acc: &mut [__m256; N]| block32::<Q5, VNNI, N>(blk, b, blocks, d, qs, acc);
     let (mut even, mut odd) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     let mut b = 0;
     while b + 1 < blocks {
@@ -214,11 +212,14 @@ unsafe fn dot32_tile<const Q5: bool, const VNNI: bool, const N: usize>(
     out
 }
 
-/// `acc[i]` plus block `b` (at `blk`) times block `b` of activation row `i`, for `N` rows: four
-/// products of bytes summed per i32 lane by `maddubs` (unsigned × signed, so the weights lend
-/// their sign to the activations) and `madd`.
+/// `acc[i]` plus block `b` (at `blk`) times block `b` of activation row `i`, for `N` rows.
+///
+/// Four products of bytes are summed per i32 lane, both ways by unsigned × signed bytes. AVX2:
+/// `maddubs` and `madd`, the weights lending their sign to the activations. VNNI: one
+/// `vpdpbusd`, the activations read as `a + 128` (top bit flipped) and each sum started at
+/// `−128 × Σ w` (one product per block for all rows). The lanes hold the same exact sums.
 #[inline(always)]
-unsafe fn block32<const Q5: bool, const N: usize>(
+unsafe fn block32<const Q5: bool, const VNNI: bool, const N: usize>(
     blk: *const u8,
     b: usize,
     blocks: usize,
@@ -227,35 +228,17 @@ unsafe fn block32<const Q5: bool, const N: usize>(
     acc: &mut [__m256; N],
 ) {
     let w = values32::<Q5>(blk);
-    let abs_w = _mm256_sign_epi8(w, w);
     let dw = f16_at(blk);
+    let (flip, zero) = (_mm256_set1_epi8(-128), _mm256_setzero_si256());
+    // Per block, for all rows: |w| (AVX2) or the starting sums (VNNI).
+    let shared = if VNNI { _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, flip, w)) } else { _mm256_sign_epi8(w, w) };
     for (i, acc) in acc.iter_mut().enumerate() {
         let a = load(qs.add(32 * (i * blocks + b)) as *const u8);
-        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
-        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * *d.add(i * blocks + b)), *acc);
-    }
-}
-
-/// [`block32`] with `vpdpbusd`, which also multiplies unsigned by signed bytes: the activations
-/// are read as `a + 128` (top bit flipped) and `128 × Σ w`, one product per block for all rows,
-/// starts each sum below zero. The lanes hold the same exact sums as `block32`'s.
-#[inline(always)]
-unsafe fn block32_vnni<const Q5: bool, const N: usize>(
-    blk: *const u8,
-    b: usize,
-    blocks: usize,
-    d: *const f32,
-    qs: *const i8,
-    acc: &mut [__m256; N],
-) {
-    let w = values32::<Q5>(blk);
-    let flip = _mm256_set1_epi8(-128);
-    let zero = _mm256_setzero_si256();
-    let start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, flip, w));
-    let dw = f16_at(blk);
-    for (i, acc) in acc.iter_mut().enumerate() {
-        let a = _mm256_xor_si256(load(qs.add(32 * (i * blocks + b)) as *const u8), flip);
-        let p = _mm256_dpbusd_epi32(start, a, w);
+        let p = if VNNI {
+            _mm256_dpbusd_epi32(shared, _mm256_xor_si256(a, flip), w)
+        } else {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(shared, _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1))
+        };
         *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * *d.add(i * blocks + b)), *acc);
     }
 }

@@ -102,7 +102,7 @@ pub struct QuantMatrix<'a> {
 impl<'a> QuantMatrix<'a> {
     /// Checks that `bytes` holds exactly `rows` rows of `cols` weights in `format`.
     pub fn new(format: Format, bytes: &'a [u8], rows: usize, cols: usize) -> candle_core::Result<Self> {
-        if cols == 0 || cols % format.block() != 0 {
+        if cols == 0 || !cols.is_multiple_of(format.block()) {
             candle_core::bail!("a {format:?} row of {cols} weights is not a whole number of {}-weight blocks", format.block());
         }
         if bytes.len() != rows * Self::row_bytes_of(format, cols) {

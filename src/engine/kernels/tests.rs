@@ -56,8 +56,8 @@ fn each_kernel_computes_its_scalar_definition() {
         let q = weights(dtype, rows, cols, 1);
         let data = q.data().unwrap();
         let w = QuantMatrix::new(format, &data, rows, cols).unwrap();
-        // 1 and 3 rows one at a time; 5 and 9 rows partly in tiles of several rows.
-        for m in [1, 3, 5, 9] {
+        // Tiles of four rows and every size of the smaller last tile.
+        for m in [1, 2, 3, 5, 6, 9] {
             let x = random(m * cols, 2);
             let mut out = vec![0f32; m * rows];
             matmul(&w, &x, m, &mut out).unwrap();
