@@ -38,7 +38,6 @@
   :new-connection (lsp-stdio-connection (lambda () lsp-inkling-command))
   :activation-fn (lambda (_file-name _mode) (apply #'derived-mode-p lsp-inkling-major-modes))
   :add-on? t
-  :priority -1
   :server-id 'inkling
   :initialization-options (lambda () (or lsp-inkling-settings (make-hash-table)))))
 
