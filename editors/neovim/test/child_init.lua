@@ -13,7 +13,7 @@ require("inkling").setup({
 })
 
 -- Records what the tests look at: load progress and the messages the server showed.
-_G.inkling_test = { progress_done = false, errors = {} }
+_G.inkling_test = { progress_done = false, errors = {}, inline_requests = {} }
 vim.api.nvim_create_autocmd("LspProgress", {
   callback = function(args)
     local params = args.data and args.data.params or {}
@@ -32,4 +32,17 @@ vim.lsp.handlers["window/showMessage"] = function(err, result, ctx, config)
     table.insert(_G.inkling_test.errors, result.message)
   end
   return show(err, result, ctx, config)
+end
+
+-- Records the context of each textDocument/inlineCompletion request (Neovim 0.12+), to check
+-- that the trigger key sends an invoked one.
+local ok, Client = pcall(require, "vim.lsp.client")
+if ok and type(Client) == "table" and Client.request then
+  local request = Client.request
+  Client.request = function(self, method, params, ...)
+    if method == "textDocument/inlineCompletion" then
+      table.insert(_G.inkling_test.inline_requests, { triggerKind = vim.tbl_get(params or {}, "context", "triggerKind") })
+    end
+    return request(self, method, params, ...)
+  end
 end

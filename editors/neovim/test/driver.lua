@@ -23,8 +23,11 @@ local function check(ok, name, detail)
   return ok
 end
 
+-- The name on the summary line (editors/test.sh runs this for two Neovim versions).
+local suite = vim.env.INKLING_NVIM_SUITE or "neovim"
+
 local function finish()
-  say(("neovim: %d passed, %d failed"):format(passed, failed))
+  say(("%s: %d passed, %d failed"):format(suite, passed, failed))
   os.exit(failed == 0 and passed > 0 and 0 or 1)
 end
 
@@ -93,19 +96,42 @@ check(
   tostring(child("return _G.inkling_test.progress_message"))
 )
 
---- Types `typed` at the end of line 2, asks for a completion, accepts it; returns
---- (the completion item Neovim received or nil, the buffer's line 2 afterwards).
-local function complete_and_accept(typed)
+--- The ghost text shown in the current buffer (Neovim 0.12+'s inline completion), or nil.
+local function ghost_text()
+  return child([[
+    local ns = vim.api.nvim_get_namespaces()['nvim.lsp.inline_completion']
+    if not ns then return nil end
+    local text = {}
+    for _, mark in ipairs(vim.api.nvim_buf_get_extmarks(0, ns, 0, -1, { details = true })) do
+      for _, chunk in ipairs(mark[4].virt_text or {}) do table.insert(text, chunk[1]) end
+      for _, line in ipairs(mark[4].virt_lines or {}) do
+        table.insert(text, '\n')
+        for _, chunk in ipairs(line) do table.insert(text, chunk[1]) end
+      end
+    end
+    return #text > 0 and table.concat(text) or nil
+  ]])
+end
+
+--- Types `typed` at the end of line 2, asks for a completion with the trigger key (when
+--- `trigger`), waits for the suggestion, accepts it with the accept key; returns
+--- (what was suggested or nil, the buffer's line 2 afterwards).
+--- Popup mode: the suggestion is { word, lsp = the completion item }. Inline mode: { ghost =
+--- the ghost text }.
+local function complete_and_accept(typed, trigger)
   rpc("nvim_buf_set_lines", 0, 1, 2, false, { "    " })
   rpc("nvim_win_set_cursor", 0, { 2, 4 })
+  child("_G.inkling_test.inline_requests = {}")
   rpc("nvim_input", "A" .. typed)
   wait(1000, function()
     return rpc("nvim_get_mode").mode == "i" and rpc("nvim_get_current_line") == "    " .. typed
   end)
+  if trigger then
+    rpc("nvim_input", "<M-i>") -- keys.trigger
+  end
   local mode = child("return require('inkling').mode()")
   local item
   if mode == "popup" then
-    rpc("nvim_input", "<M-i>") -- keys.trigger
     wait(60000, function()
       item = child([[
         if vim.fn.pumvisible() == 0 then return nil end
@@ -116,11 +142,15 @@ local function complete_and_accept(typed)
       ]])
       return item ~= nil
     end)
-  else -- inline (Neovim 0.12+): wait for the ghost text
+  else -- inline (Neovim 0.12+): the ghost text appears by itself as the user types
     wait(60000, function()
-      return child("return #vim.api.nvim_buf_get_extmarks(0, -1, 0, -1, { details = true }) > 0")
+      local ghost = ghost_text()
+      item = ghost and { ghost = ghost } or nil
+      return item ~= nil
     end)
-    item = { word = "(ghost text)" }
+    if item then
+      item.requests = child("return _G.inkling_test.inline_requests")
+    end
   end
   if item then
     item.line_before_accept = rpc("nvim_get_current_line")
@@ -129,6 +159,7 @@ local function complete_and_accept(typed)
       return rpc("nvim_get_current_line") ~= "    " .. typed
     end)
     vim.wait(300)
+    item.mode_after_accept = rpc("nvim_get_mode").mode
   end
   rpc("nvim_input", "<Esc>")
   wait(1000, function()
@@ -137,21 +168,52 @@ local function complete_and_accept(typed)
   return item, rpc("nvim_buf_get_lines", 0, 1, 2, false)[1]
 end
 
--- 2. The user types `return`, asks for a completion, accepts the inkling item.
-local item, line = complete_and_accept("return")
-if check(item ~= nil, "a completion item from inkling arrives in the popup", lsp_log()) and item.lsp then
-  local edit = item.lsp.textEdit or {}
-  say(("# item: label %q, newText %q, insertTextFormat %s"):format(item.lsp.label, tostring(edit.newText), tostring(item.lsp.insertTextFormat)))
-  check(item.lsp.insertTextFormat == 2, "sent as a snippet (Neovim declares snippetSupport)")
+local mode = child("return require('inkling').mode()")
+if vim.env.INKLING_NVIM_EXPECT_MODE then
+  check(mode == vim.env.INKLING_NVIM_EXPECT_MODE, ("Neovim %s uses the %s mode"):format(version, vim.env.INKLING_NVIM_EXPECT_MODE), "mode: " .. tostring(mode))
+end
+
+-- 2. The user types `return`, asks for a completion, accepts the suggestion.
+local item, line = complete_and_accept("return", true)
+if mode == "popup" then
+  if check(item ~= nil, "a completion item from inkling arrives in the popup", lsp_log()) then
+    local edit = item.lsp.textEdit or {}
+    say(("# item: label %q, newText %q, insertTextFormat %s"):format(item.lsp.label, tostring(edit.newText), tostring(item.lsp.insertTextFormat)))
+    check(item.lsp.insertTextFormat == 2, "sent as a snippet (Neovim declares snippetSupport)")
+  end
+else
+  if check(item ~= nil, "ghost text from inkling appears after typing", lsp_log()) then
+    say(("# ghost text: %q"):format(item.ghost))
+    local kinds = vim.tbl_map(function(r) return r.triggerKind end, item.requests or {})
+    check(vim.tbl_contains(kinds, 1), "the trigger key sends an invoked textDocument/inlineCompletion request",
+      "trigger kinds sent: " .. vim.inspect(kinds))
+  end
+end
+if item then
   check(item.line_before_accept == "    return", "nothing is inserted before the user accepts", item.line_before_accept)
+  check(item.mode_after_accept == "i", "accepting leaves the user in insert mode", tostring(item.mode_after_accept))
 end
 check(line and line:match("^%s*return a %+ b%s*$") ~= nil, "after accepting, the buffer reads `return a + b`", ("line 2: %q"):format(tostring(line)))
 
--- 2b. Completing after `return ` (the space is also a trigger character): the item must not
--- start with another space (regression: `return  a + b`).
-local item2, line2 = complete_and_accept("return ")
+-- 2b. Completing after `return ` (the space is also a trigger character): the suggestion must
+-- not start with another space (regression: `return  a + b`). Inline mode: nothing but typing.
+local item2, line2 = complete_and_accept("return ", mode == "popup")
 check(item2 ~= nil and line2 ~= nil and line2:match("^%s*return a %+ b%s*$") ~= nil,
-  "auto-triggered after a space: the buffer reads `return a + b`", ("line 2: %q"):format(tostring(line2)))
+  (mode == "popup" and "after a space" or "ghost text while typing, after a space") .. ": the buffer reads `return a + b`",
+  ("line 2: %q, suggestion: %s"):format(tostring(line2), vim.inspect(item2)))
+
+-- 2c. With nothing to accept, the accept key does what it did before (unmapped <M-l> in insert
+-- mode: leave it and move right), and the buffer is unchanged.
+rpc("nvim_buf_set_lines", 0, 1, 2, false, { "    pass" })
+rpc("nvim_win_set_cursor", 0, { 2, 4 })
+rpc("nvim_input", "i<M-l>")
+local fell_through = wait(2000, function()
+  return rpc("nvim_get_mode").mode == "n"
+end)
+check(fell_through and rpc("nvim_get_current_line") == "    pass",
+  "with nothing to accept, <M-l> keeps its own meaning",
+  ("mode %s, line %q"):format(rpc("nvim_get_mode").mode, rpc("nvim_get_current_line")))
+rpc("nvim_input", "<Esc>")
 
 -- 3. The typed text reached the server intact (no error about out-of-sync documents).
 local errors = child("return _G.inkling_test.errors")

@@ -51,15 +51,17 @@ function M.client(bufnr)
   return vim.lsp.get_clients({ bufnr = bufnr or 0, name = "inkling" })[1]
 end
 
+-- Feeds keys as if typed, without mappings: an unmapped ALT chord then keeps its own meaning
+-- (in insert mode, <Esc> and the key).
 local function feed(keys)
-  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(keys, true, false, true), "n", false)
+  vim.api.nvim_feedkeys(vim.api.nvim_replace_termcodes(keys, true, false, true), "nt", false)
 end
 
 --- Accepts the suggestion: the ghost text (inline mode) or the inkling item of the popup.
 --- Returns false when there was nothing to accept (the key then does what it did before).
 function M.accept()
   if M.mode() == "inline" then
-    return vim.lsp.inline_completion.get() ~= nil and true or false
+    return vim.lsp.inline_completion.get() -- false when no ghost text is shown
   end
   if vim.fn.pumvisible() == 0 then
     return false
@@ -76,11 +78,26 @@ function M.accept()
   return false
 end
 
+-- Neovim 0.12 requests ghost text by itself as you type, and has no public call to ask now:
+-- this sends an "invoked" request through the buffer's inline-completion state (the server then
+-- waits for a model still loading), else replays what typing does.
+local function request_inline(bufnr)
+  local ok = pcall(function()
+    local completor = require("vim.lsp._capability").all.inline_completion.active[bufnr]
+    completor:request(vim.lsp.protocol.InlineCompletionTriggerKind.Invoked)
+  end)
+  if not ok then
+    pcall(vim.api.nvim_exec_autocmds, "CursorMovedI", {
+      group = ("nvim.lsp.inline_completion:%d"):format(bufnr),
+      buffer = bufnr,
+    })
+  end
+end
+
 --- Asks the server for a suggestion at the cursor (insert mode).
 function M.trigger()
   if M.mode() == "inline" then
-    -- Ghost text is requested as you type; re-enabling asks again at once.
-    vim.lsp.inline_completion.enable(true, { bufnr = 0 })
+    request_inline(vim.api.nvim_get_current_buf())
   elseif M.mode() == "popup" then
     vim.lsp.completion.get()
   else
