@@ -1,15 +1,18 @@
-//! AVX2 + FMA + F16C dot products of quantized weight rows with 8-bit activations.
+//! AVX2 + FMA + F16C dot products of quantized weight rows with 8-bit activations, with AVX-512
+//! VNNI's byte dot product for Q8_0/Q5_0 weights where the CPU has it.
 //!
 //! Each kernel computes exactly what its scalar definition in [`super::formats::reference`]
 //! computes: the same integer sums per block, scaled in f32 (only the order of the f32 additions
-//! differs). The one entry point, [`rows`], is safe: it checks every length against the format
-//! and refuses to run unless the CPU has the three features ([`detected`]).
+//! differs). The entry points, [`rows`] and [`rows_on`], are safe: they check every length
+//! against the format and refuse to run unless the CPU has the features ([`detected`],
+//! [`vnni_detected`]).
 //!
 //! Products of 8-bit values use `maddubs` (unsigned × signed bytes, pairs summed to i16):
 //! K-quant weights are unsigned already (their offsets are paid with the activations' sums of
-//! 16); signed Q8_0/Q5_0 weights lend their sign to the activation (`sign`) first. With
-//! several activation rows (a short prefill, a speculative check) a Q8_0/Q5_0 block is decoded
-//! once for a tile of rows ([`dot32_tile`]), with each row's sum in the one-row order.
+//! 16); signed Q8_0/Q5_0 weights lend their sign to the activation (`sign`) first, or, with
+//! VNNI, one `vpdpbusd` takes the activations shifted to unsigned ([`block32`]). With several
+//! activation rows (a short prefill, a speculative check) a Q8_0/Q5_0 block is decoded once for
+//! a tile of rows ([`dot32_tile`]), with each row's sum in the one-row order.
 
 #![allow(unsafe_code)]
 
