@@ -80,6 +80,9 @@ class LoraSection:
     alpha: int = 32
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
+    top_layers: int = 0
+    """Adapt only the top this many transformer layers (0 = all). The layers below get no
+    backward pass at all: fewer trainable parameters and a cheaper step."""
 
 
 @dataclass
@@ -164,6 +167,8 @@ class Config:
         _positive("lora.alpha", self.lora.alpha)
         if not 0.0 <= self.lora.dropout < 1.0:
             raise ConfigError(f"lora.dropout must be in [0, 1), got {self.lora.dropout}")
+        if self.lora.top_layers < 0:
+            raise ConfigError(f"lora.top_layers must be >= 0 (0 = all layers), got {self.lora.top_layers}")
         if not self.lora.target_modules:
             raise ConfigError("lora.target_modules must name at least one module")
         _positive("train.learning_rate", self.train.learning_rate)
@@ -290,6 +295,7 @@ r = 16
 alpha = 32
 dropout = 0.05
 target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+top_layers = 0                 # > 0: adapt only the top N layers (no backward pass below them)
 
 [train]
 output_dir = "runs/finetune"

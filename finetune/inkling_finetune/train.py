@@ -89,12 +89,38 @@ def build_model(cfg: Config, dtype: torch.dtype) -> Any:
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
+    layers = None
+    if cfg.lora.top_layers:
+        total = int(model.config.num_hidden_layers)
+        if cfg.lora.top_layers > total:
+            raise ValueError(f"lora.top_layers = {cfg.lora.top_layers}, but the model has {total} layers")
+        layers = list(range(total - cfg.lora.top_layers, total))
     lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=list(cfg.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+                      target_modules=list(cfg.lora.target_modules), layers_to_transform=layers,
+                      bias="none", task_type="CAUSAL_LM")
     try:
         return get_peft_model(model, lora)
     except ValueError as e:
         raise ValueError(f"lora.target_modules: {e}") from e
+
+
+def completion_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy over the labelled tokens of ``batch``, and their count.
+
+    The output layer (151,936 entries for Qwen) runs only at the positions that predict a
+    labelled token, the completion, not at every prompt position: the same loss as computing
+    all logits, for a fraction of the output layer's work and memory.
+    """
+    labels = batch["labels"]
+    targets = labels[:, 1:]
+    # Position t predicts token t + 1; keep every position some row of the batch needs.
+    keep = (targets != D.IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   logits_to_keep=keep).logits
+    wanted = targets[:, keep]
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), wanted.reshape(-1),
+                                             ignore_index=D.IGNORE_INDEX, reduction="sum")
+    return loss, (wanted != D.IGNORE_INDEX).sum()
 
 
 @torch.no_grad()
@@ -103,13 +129,8 @@ def evaluate(model: Any, loader: Any, accelerator: Any) -> float:
     model.eval()
     total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
     for batch in loader:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        shift_logits = logits[:, :-1].float()
-        shift_labels = batch["labels"][:, 1:]
-        loss = torch.nn.functional.cross_entropy(
-            shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-            ignore_index=D.IGNORE_INDEX, reduction="sum")
-        total += torch.stack([loss.double(), (shift_labels != D.IGNORE_INDEX).sum().double()])
+        loss, count = completion_loss(model, batch)
+        total += torch.stack([loss.double(), count.double()])
     total = accelerator.reduce(total, reduction="sum")
     model.train()
     return float(total[0] / total[1].clamp(min=1))
@@ -288,7 +309,8 @@ def train(cfg: Config, resume: bool = False, max_steps: int | None = None,
         for batch in loader:
             state.batch_in_epoch += 1
             with accelerator.accumulate(model):
-                loss = model(**batch).loss
+                loss_sum, count = completion_loss(model, batch)
+                loss = loss_sum / count.clamp(min=1)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm)

@@ -122,8 +122,9 @@ def dataset(tmp_path: Path) -> Path:
     return write_dataset(tmp_path / "data")
 
 
-def make_config(tmp_path: Path, base: Path, data: Path, **train: object):
-    """A Config for the tiny model with fast settings, overridable per test."""
+def make_config(tmp_path: Path, base: Path, data: Path, lora: dict | None = None, **train: object):
+    """A Config for the tiny model with fast settings, overridable per test (``lora`` adds to the
+    LoRA table, the keyword arguments to the train table)."""
     from inkling_finetune.config import from_dict
 
     t = {"output_dir": str(tmp_path / "run"), "learning_rate": 3e-3, "warmup_ratio": 0.0, "max_steps": 6,
@@ -131,4 +132,4 @@ def make_config(tmp_path: Path, base: Path, data: Path, **train: object):
          "early_stopping_patience": 0, "seed": 0}
     t.update(train)
     return from_dict({"model": {"base": str(base)}, "data": {"dir": str(data), "max_seq_len": 512},
-                      "lora": {"r": 8, "alpha": 16, "dropout": 0.0}, "train": t})
+                      "lora": {"r": 8, "alpha": 16, "dropout": 0.0, **(lora or {})}, "train": t})

@@ -26,6 +26,7 @@ def test_example_config_loads(tmp_path: Path) -> None:
     ('[data]\ndir = "d"', "model.base is required"),
     ('[model]\nbase = "m.gguf"\n[data]\ndir = "d"\n[export]\ndtype = "int4"', "export.dtype"),
     ('[model]\nbase = "m.gguf"\n[data]\ndir = "d"\n[train]\nmax_steps = 0\nepochs = 0', "train.epochs"),
+    ('[model]\nbase = "m.gguf"\n[data]\ndir = "d"\n[lora]\ntop_layers = -1', "lora.top_layers must be >= 0"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, toml: str, message: str) -> None:
     p = tmp_path / "f.toml"

@@ -7,6 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from conftest import make_config
+from inkling_finetune import data as D
 from inkling_finetune import export as E
 from inkling_finetune import train as T
 
@@ -26,6 +27,67 @@ def test_loss_goes_down_and_artifacts_are_written(tmp_path: Path, tiny_model: Pa
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["step"] == 24 and abs(metrics["best_eval_loss"] - min(evals)) < 1e-4
     assert [p.name for p in T.checkpoints(out)] == ["step-000012", "step-000024"]
+
+
+def _batch(cfg, tokenizer_dir: Path) -> dict[str, torch.Tensor]:
+    """A padded batch of two training examples of different lengths."""
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    examples = D.read_jsonl(cfg.train_path)[:2]
+    encoded = [D.encode(e, tok, cfg.data.max_seq_len, tok.eos_token_id) for e in examples]
+    assert len(encoded[0].input_ids) != len(encoded[1].input_ids)
+    return D.Collator(tok.pad_token_id)(encoded)
+
+
+def test_completion_loss_equals_the_full_output_layers_loss_and_gradients(tmp_path: Path, tiny_model: Path,
+                                                                          dataset: Path) -> None:
+    cfg = make_config(tmp_path, tiny_model, dataset)
+    batch = _batch(cfg, tiny_model)
+    model = T.build_model(cfg, torch.float32)
+    model.train()
+    # Train the LoRA B matrices a little so that the adapter is not zero and gradients flow.
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.05)
+    full = model(**batch).loss
+    full.backward()
+    full_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    loss_sum, count = T.completion_loss(model, batch)
+    assert count.item() == (batch["labels"][:, 1:] != D.IGNORE_INDEX).sum().item()
+    mean = loss_sum / count
+    mean.backward()
+    assert abs(mean.item() - full.item()) < 1e-5, (mean.item(), full.item())
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.allclose(p.grad, full_grads[n], atol=1e-6, rtol=1e-4), n
+
+
+def test_top_layers_adapts_only_the_top_layers_with_no_backward_below(tmp_path: Path, tiny_model: Path,
+                                                                     dataset: Path) -> None:
+    cfg = make_config(tmp_path, tiny_model, dataset, lora={"top_layers": 1}, max_steps=12, learning_rate=1e-2)
+    model = T.build_model(cfg, torch.float32)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".layers.1." in n for n in trainable), trainable
+    seen = []
+    layers = model.get_base_model().model.layers
+    layers[0].register_forward_hook(lambda _m, _i, out: seen.append(
+        (out[0] if isinstance(out, tuple) else out).requires_grad))
+    loss_sum, count = T.completion_loss(model, _batch(cfg, tiny_model))
+    (loss_sum / count).backward()
+    assert seen == [False], "the frozen bottom layer must not be part of the backward graph"
+    # Training the top layer alone still learns.
+    result = T.train(cfg)
+    losses = [h["loss"] for h in result["history"]]
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+
+
+def test_top_layers_beyond_the_model_is_a_clear_error(tmp_path: Path, tiny_model: Path, dataset: Path) -> None:
+    import pytest
+
+    cfg = make_config(tmp_path, tiny_model, dataset, lora={"top_layers": 3})
+    with pytest.raises(ValueError, match="top_layers = 3, but the model has 2 layers"):
+        T.build_model(cfg, torch.float32)
 
 
 def test_resume_continues_at_the_right_step(tmp_path: Path, tiny_model: Path, dataset: Path) -> None:
