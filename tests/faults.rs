@@ -324,6 +324,56 @@ fn a_prompt_larger_than_the_model_cache_is_a_clear_error_and_an_empty_answer() {
     c.shutdown();
 }
 
+/// A tuned model's evaluation record (`inkling eval --record`) is said with the model's name
+/// when it loads; a record that cannot be read is left out and the model loads all the same.
+#[test]
+fn a_tuned_models_evaluation_record_is_shown_when_it_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_copy(dir.path(), "tuned.gguf");
+    let record = inkling::eval::record::EvalRecord {
+        repo: "/src/peft".into(),
+        base: "base.gguf".into(),
+        samples: 120,
+        seed: 1,
+        metrics: vec![inkling::eval::record::RecordedMetric {
+            metric: "EM".into(),
+            base: 0.25,
+            tuned: 0.4,
+            diff: 0.15,
+            lo: 0.05,
+            hi: 0.25,
+        }],
+    };
+    inkling::eval::record::write(&record, &model).unwrap();
+    let ready = |c: &mut ProcClient| -> String {
+        c.wait_for(
+            |m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("ready with")),
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|| panic!("no ready message: {:?}", c.log_messages()))["params"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut c = ProcClient::serve(&["--model", model.to_str().unwrap()]);
+    c.initialize(caps(), json!({}));
+    let message = ready(&mut c);
+    assert!(
+        message.contains("tuned.gguf")
+            && message.contains("fine-tuned, held-out EM 0.250 → 0.400 (+0.150, 95% CI +0.050…+0.250) on 120 cursors of peft"),
+        "{message}"
+    );
+    c.shutdown();
+
+    std::fs::write(inkling::eval::record::record_path(&model), "{broken").unwrap();
+    let mut c = ProcClient::serve(&["--model", model.to_str().unwrap()]);
+    c.initialize(caps(), json!({}));
+    let message = ready(&mut c);
+    assert!(message.contains("tuned.gguf") && !message.contains("fine-tuned"), "{message}");
+    assert!(c.shown_messages().is_empty(), "{:?}", c.shown_messages());
+    c.shutdown();
+}
+
 /// The model's thread pools are sized once, before the server's runtime starts: `threads` in
 /// `initialize` is read then (the process reads that first message before anything else), and
 /// `--threads` on the command line wins over it.

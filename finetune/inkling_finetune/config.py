@@ -6,7 +6,7 @@ Layout (every key is optional except ``model.base`` and ``data.dir``)::
     base = "~/.cache/inkling/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"  # or an HF folder
 
     [data]
-    dir = "dataset"          # holds train.jsonl and heldout.jsonl
+    dir = "dataset"          # holds train.jsonl, valid.jsonl and heldout.jsonl
     max_seq_len = 1024
 
     [lora]
@@ -65,6 +65,9 @@ class DataSection:
 
     dir: str = ""
     train_file: str = "train.jsonl"
+    valid_file: str = "valid.jsonl"
+    """Examples the checkpoint is chosen on (and early stopping decided): a few training-side
+    files, written by ``inkling dataset``. When missing, ``heldout_file`` is used instead."""
     heldout_file: str = "heldout.jsonl"
     max_seq_len: int = 1024
     eos_token: str = "<|endoftext|>"
@@ -138,6 +141,10 @@ class Config:
     @property
     def heldout_path(self) -> Path:
         return Path(self.data.dir) / self.data.heldout_file
+
+    @property
+    def valid_path(self) -> Path:
+        return Path(self.data.dir) / self.data.valid_file
 
     @property
     def output_dir(self) -> Path:

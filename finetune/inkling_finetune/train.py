@@ -80,6 +80,19 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(p for p in root.glob("step-*") if (p / "state.pt").is_file())
 
 
+def choose_eval_file(cfg: Config) -> Path:
+    """The examples the checkpoint is chosen on: the validation split (training-side files) when
+    the dataset has one, else the held-out split, with a warning: then the files that
+    ``inkling eval`` measures also pick the checkpoint."""
+    if cfg.valid_path.is_file() and cfg.valid_path.stat().st_size > 0:
+        return cfg.valid_path
+    if cfg.heldout_path.is_file():
+        log.warning("%s not found: the checkpoint is chosen on %s, the files `inkling eval` measures; "
+                    "rebuild the dataset with `inkling dataset` for a separate validation split",
+                    cfg.valid_path, cfg.heldout_path)
+    return cfg.heldout_path
+
+
 def build_model(cfg: Config, dtype: torch.dtype) -> Any:
     """The base model with a fresh LoRA adapter on ``cfg.lora.target_modules``."""
     from peft import LoraConfig, get_peft_model
@@ -242,7 +255,8 @@ def train(cfg: Config, resume: bool = False, max_steps: int | None = None,
     eos = D.eos_id(tokenizer, cfg.data.eos_token)
     train_set = D.EncodedDataset(D.encode_all(D.read_jsonl(cfg.train_path), tokenizer,
                                               cfg.data.max_seq_len, eos, "train"))
-    heldout_examples = D.read_jsonl(cfg.heldout_path) if cfg.heldout_path.is_file() else []
+    eval_file = choose_eval_file(cfg)
+    heldout_examples = D.read_jsonl(eval_file) if eval_file.is_file() else []
     if cfg.data.max_heldout_examples:
         rng = random.Random(cfg.train.seed)
         rng.shuffle(heldout_examples)
@@ -374,7 +388,9 @@ def _after_step(cfg: Config, state: State, model: Any, optimizer: Any, scheduler
     entry["elapsed_s"] = round(elapsed, 2)
     state.history.append(entry)
     done_here = state.step - steps_at_start
-    if accelerator.is_main_process and (state.step % cfg.train.log_every == 0 or "eval_loss" in entry or stop):
+    # The first step is always logged: its ETA is the run's time estimate, given at its start.
+    first = done_here == 1
+    if accelerator.is_main_process and (first or state.step % cfg.train.log_every == 0 or "eval_loss" in entry or stop):
         eta = elapsed / max(done_here, 1) * (total_steps - state.step)
         tps = (state.tokens - tokens_at_start) / max(elapsed, 1e-9)
         ev = f" eval_loss {entry['eval_loss']:.4f}" if "eval_loss" in entry else ""

@@ -98,7 +98,8 @@ def fim_examples(text: str, n: int, seed: int) -> list[dict[str, str]]:
 
 
 def write_dataset(folder: Path, n_train: int = 8, n_heldout: int = 4) -> Path:
-    """Write train.jsonl / heldout.jsonl / manifest.json like `inkling dataset` does."""
+    """Write train.jsonl / heldout.jsonl / manifest.json like `inkling dataset` does for a
+    repository too small for a validation split."""
     folder.mkdir(parents=True, exist_ok=True)
     train = fim_examples(CODE, n_train, seed=1)
     train.append({"prompt": "def add(a, b):\n", "completion": "    return a + b\n", "kind": "next_token",

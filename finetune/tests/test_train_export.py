@@ -90,6 +90,21 @@ def test_top_layers_beyond_the_model_is_a_clear_error(tmp_path: Path, tiny_model
         T.build_model(cfg, torch.float32)
 
 
+def test_the_checkpoint_is_chosen_on_the_validation_split_when_there_is_one(tmp_path: Path, tiny_model: Path,
+                                                                           dataset: Path, caplog) -> None:
+    cfg = make_config(tmp_path, tiny_model, dataset)
+    with caplog.at_level("WARNING"):
+        assert T.choose_eval_file(cfg) == dataset / "heldout.jsonl"
+    assert "the files `inkling eval` measures" in caplog.text
+    caplog.clear()
+    (dataset / "valid.jsonl").write_text((dataset / "train.jsonl").read_text().splitlines()[0] + "\n")
+    with caplog.at_level("WARNING"):
+        assert T.choose_eval_file(cfg) == dataset / "valid.jsonl"
+    assert caplog.text == ""
+    result = T.train(make_config(tmp_path, tiny_model, dataset, max_steps=2, eval_every=2))
+    assert [h["eval_loss"] for h in result["history"] if "eval_loss" in h]
+
+
 def test_resume_continues_at_the_right_step(tmp_path: Path, tiny_model: Path, dataset: Path) -> None:
     straight = T.train(make_config(tmp_path / "a", tiny_model, dataset, max_steps=6))
     cfg = make_config(tmp_path / "b", tiny_model, dataset, max_steps=6)

@@ -1,7 +1,8 @@
 //! `inkling dataset --repo DIR --out DIR [--model PATH]`: fine-tuning data whose prompts are
-//! built by the server's own code. Writes `train.jsonl`, `heldout.jsonl` (the most recently
-//! changed files, never in train) and `manifest.json`; standard output gets one summary line
-//! per split.
+//! built by the server's own code. Writes `train.jsonl`, `valid.jsonl` (a few training-side
+//! files the trainer picks its checkpoint on), `heldout.jsonl` (the most recently changed files,
+//! never in train or valid: what `inkling eval` measures) and `manifest.json`; standard output
+//! gets one summary line per split.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

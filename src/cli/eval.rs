@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::config::Settings;
 use crate::corpus::SpanKind;
-use crate::eval::{self, EvalOptions, Variant};
+use crate::eval::{self, record, EvalOptions, Variant};
 use crate::models;
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +67,11 @@ pub struct EvalArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Write the result of `--compare A,model=PATH` beside that model (`model.gguf` →
+    /// `model.inkling-eval.json`; the first such comparison per model), where the server finds it
+    /// and says it when it loads the model.
+    #[arg(long)]
+    pub record: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
@@ -87,6 +92,16 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     }
     let (names, comparisons) = plan(&args.config, &args.compare)?;
     let variants = names.iter().map(|s| Variant::parse(s, &model, &settings)).collect::<Result<Vec<_>>>()?;
+    // The first comparison that names a model as B is the one recorded beside it.
+    let mut recorded: Vec<(usize, usize)> = Vec::new();
+    for &(a, b) in &comparisons {
+        if names[b].starts_with("model=") && !recorded.iter().any(|&(_, seen)| seen == b) {
+            recorded.push((a, b));
+        }
+    }
+    if args.record && recorded.is_empty() {
+        bail!("--record writes the result beside a tuned model: compare it with its base, `--compare default,model=PATH`");
+    }
     let kinds =
         args.kinds.iter().map(|k| SpanKind::parse(k.trim()).with_context(|| format!("unknown kind `{k}`"))).collect::<Result<Vec<_>>>()?;
     let opts = EvalOptions {
@@ -103,6 +118,16 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     print!("{}", eval::table(&report));
     let (json, png) = eval::write_outputs(&report, &args.out)?;
     eprintln!("{} samples in {:.0} s; wrote {} and {}", report.samples.len(), report.seconds, json.display(), png.display());
+    if args.record {
+        for (i, &(a, b)) in opts.comparisons.iter().enumerate() {
+            if !recorded.contains(&(a, b)) {
+                continue;
+            }
+            let record = record::from_comparison(&report, &report.comparisons[i])?;
+            let path = record::write(&record, &opts.variants[b].model)?;
+            eprintln!("recorded beside the model: {} ({})", path.display(), record.summary());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

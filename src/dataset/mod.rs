@@ -2,7 +2,10 @@
 //! own code.
 //!
 //! Files come from [`crate::corpus`] (tracked, filtered, deduplicated, split by file: held-out
-//! files go to `heldout.jsonl` only). About 90% of the examples are fill-in-the-middle: a span
+//! files go to `heldout.jsonl` only). A few training-side files go to `valid.jsonl` instead of
+//! `train.jsonl` ([`VALID_FRACTION`]): the trainer picks its checkpoint and stops early on them,
+//! so the held-out files `inkling eval` measures a tuned model on never steer training, not even
+//! through that choice. About 90% of the examples are fill-in-the-middle: a span
 //! (rest of line, whole lines, a tree-sitter node, a random span) is cut out, the file without
 //! it becomes a [`crate::session::Document`], and the prompt is `context::gather` →
 //! `pipeline::request_for` → `prompt::render`: byte for byte what the server sends the engine
@@ -38,7 +41,7 @@ use crate::context::Decision;
 use crate::corpus::{Corpus, ParsedFile, Sample, SourceFile, SpanKind};
 use crate::pipeline;
 use crate::prompt::{self, SpecialTokens};
-use crate::rng::Rng;
+use crate::rng::{stable_hash, Rng};
 
 /// FIM span kinds and their shares among FIM examples.
 const FIM_MIX: [(SpanKind, f64); 4] =
@@ -46,6 +49,27 @@ const FIM_MIX: [(SpanKind, f64); 4] =
 /// Next-token windows: at most this many lines and bytes.
 const WINDOW_LINES: usize = 48;
 const WINDOW_BYTES: usize = 4000;
+
+/// Share of the training-side files whose examples go to `valid.jsonl` (at least one file).
+pub const VALID_FRACTION: f64 = 0.05;
+/// With fewer training-side files than this there is no validation split (the trainer then
+/// falls back to `heldout.jsonl` and says so).
+pub const MIN_FILES_FOR_VALID: usize = 8;
+
+/// The training-side files split into (train, valid), each in corpus order; the validation
+/// files are chosen by a seeded hash of their paths, so the choice is stable for a repository.
+fn validation_split(corpus: &Corpus, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let train = &corpus.split.train;
+    if train.len() < MIN_FILES_FOR_VALID {
+        return (train.clone(), Vec::new());
+    }
+    let k = ((train.len() as f64 * VALID_FRACTION).ceil() as usize).max(1);
+    let key = |i: usize| stable_hash(format!("{seed}/{}", corpus.files.get(i).map_or("", |f| f.path.as_str())).as_bytes());
+    let mut by_hash = train.clone();
+    by_hash.sort_by_key(|&i| (key(i), i));
+    let valid: HashSet<usize> = by_hash[..k].iter().copied().collect();
+    train.iter().copied().partition(|i| !valid.contains(i))
+}
 
 /// How to build the data set.
 #[derive(Clone, Debug)]
@@ -179,14 +203,23 @@ fn token_count(tokenizer: &Tokenizer, text: &str) -> Result<usize> {
     Ok(enc.get_ids().len())
 }
 
-/// Builds `train.jsonl`, `heldout.jsonl` and `manifest.json` in `opts.out`.
+/// Builds `train.jsonl`, `valid.jsonl` (when the repository has enough files), `heldout.jsonl`
+/// and `manifest.json` in `opts.out`.
 pub fn build(opts: &DatasetOptions, tokenizer: &Tokenizer) -> Result<Manifest> {
     let special = SpecialTokens::from_tokenizer(tokenizer)?;
     let corpus = Corpus::load(&opts.repo)?;
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create {}", opts.out.display()))?;
     let mut manifest = Manifest::new(&corpus, opts);
     let bar = progress_bar(corpus.files.len(), opts.progress);
-    for (name, indices) in [("train", &corpus.split.train), ("heldout", &corpus.split.heldout)] {
+    let (train, valid) = validation_split(&corpus, opts.seed);
+    let stale = opts.out.join("valid.jsonl");
+    if valid.is_empty() && stale.exists() {
+        std::fs::remove_file(&stale).with_context(|| format!("cannot remove the old {}", stale.display()))?;
+    }
+    for (name, indices) in [("train", &train), ("valid", &valid), ("heldout", &corpus.split.heldout)] {
+        if name == "valid" && indices.is_empty() {
+            continue;
+        }
         let path = opts.out.join(format!("{name}.jsonl"));
         let mut writer = BufWriter::new(File::create(&path).with_context(|| format!("cannot create {}", path.display()))?);
         let mut stats = SplitStats { file: format!("{name}.jsonl"), ..SplitStats::default() };

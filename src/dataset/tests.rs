@@ -105,7 +105,12 @@ fn build_keeps_heldout_files_out_of_training_and_the_manifest_matches() {
         let tokens: usize = examples.iter().map(|e| token_count(&tokenizer, &e.prompt).unwrap()).sum();
         assert_eq!(stats.prompt_tokens, tokens);
     }
-    assert_eq!(manifest.splits["train"].files, corpus.train_paths());
+    let valid = manifest.splits.get("valid").map(|v| v.files.clone()).unwrap_or_default();
+    let mut train_side = manifest.splits["train"].files.clone();
+    train_side.extend(valid.iter().cloned());
+    train_side.sort();
+    assert_eq!(train_side, corpus.train_paths(), "train and valid together are the training-side files");
+    assert!(valid.iter().all(|v| !manifest.splits["train"].files.contains(v)));
     assert_eq!(manifest.splits["heldout"].files, held);
     let fim = manifest.splits["train"].by_kind["fim"] as f64 / manifest.splits["train"].examples as f64;
     assert!(fim > 0.75, "FIM share {fim}");
@@ -116,4 +121,44 @@ fn build_keeps_heldout_files_out_of_training_and_the_manifest_matches() {
     for name in ["train.jsonl", "heldout.jsonl"] {
         assert_eq!(std::fs::read(out.path().join(name)).unwrap(), std::fs::read(again.path().join(name)).unwrap(), "{name}");
     }
+}
+
+#[test]
+fn a_few_training_side_files_become_the_validation_split() {
+    let repo = tempfile::tempdir().unwrap();
+    for i in 0..40 {
+        let body: String = (0..30).map(|j| format!("def f{i}_{j}(a, b):\n    return a * {j} + b - {i}\n\n")).collect();
+        std::fs::write(repo.path().join(format!("m{i:02}.py")), body).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    let tokenizer = tiny_tokenizer();
+    let manifest = build(&options(repo.path(), out.path()), &tokenizer).unwrap();
+    let corpus = Corpus::load(repo.path()).unwrap();
+    let valid = &manifest.splits["valid"].files;
+    // 5% of the 35 training-side files (5 of 40 are held out: at least 5), rounded up.
+    assert_eq!((corpus.train_paths().len(), valid.len()), (35, 2), "{valid:?}");
+    let (train, valid_ex, heldout) = (
+        read_jsonl(&out.path().join("train.jsonl")),
+        read_jsonl(&out.path().join("valid.jsonl")),
+        read_jsonl(&out.path().join("heldout.jsonl")),
+    );
+    assert!(!valid_ex.is_empty() && valid_ex.iter().all(|e| valid.contains(&e.path)));
+    assert!(train.iter().all(|e| !valid.contains(&e.path)), "no validation file in training");
+    let held = corpus.heldout_paths();
+    assert!(valid.iter().all(|v| !held.contains(v)), "validation files are never held-out files");
+    assert!(heldout.iter().all(|e| held.contains(&e.path)));
+    // Another seed chooses other files; the same seed the same ones.
+    let other = tempfile::tempdir().unwrap();
+    let again = build(&DatasetOptions { seed: 99, ..options(repo.path(), other.path()) }, &tokenizer).unwrap();
+    assert_ne!(&again.splits["valid"].files, valid);
+    let same = tempfile::tempdir().unwrap();
+    assert_eq!(&build(&options(repo.path(), same.path()), &tokenizer).unwrap().splits["valid"].files, valid);
+
+    // A repository too small for a validation split writes none, and a stale one is removed.
+    let small = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        std::fs::write(small.path().join(format!("s{i}.py")), format!("def g{i}(x):\n    return x + {i}\n")).unwrap();
+    }
+    let manifest = build(&options(small.path(), out.path()), &tokenizer).unwrap();
+    assert!(!manifest.splits.contains_key("valid") && !out.path().join("valid.jsonl").exists());
 }

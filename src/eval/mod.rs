@@ -12,6 +12,7 @@
 
 mod chart;
 pub mod metrics;
+pub mod record;
 mod report;
 mod runner;
 

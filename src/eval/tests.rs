@@ -149,6 +149,35 @@ fn two_models_are_compared_on_the_same_samples() {
         rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
         ["rest_of_line"; 3].into_iter().chain(["node"; 3]).chain(["overall"; 3]).collect::<Vec<_>>()
     );
+
+    // The comparison recorded beside the tuned model, as `--record` does, reads back whole.
+    assert_eq!(record::read(&other).unwrap(), None, "no record yet");
+    let rec = record::from_comparison(&report, &report.comparisons[0]).unwrap();
+    assert_eq!(record::write(&rec, &other).unwrap(), other.with_extension("inkling-eval.json"));
+    assert_eq!(record::read(&other).unwrap().as_ref(), Some(&rec));
+    assert_eq!((rec.samples, rec.base.as_str()), (4, model.to_str().unwrap()));
+    let em = rows.iter().find(|r| r.kind == "overall" && r.metric == "EM").unwrap();
+    assert_eq!(
+        (rec.metrics[0].metric.as_str(), rec.metrics[0].base, rec.metrics[0].tuned, rec.metrics[0].diff),
+        ("EM", record::rounded(em.a), record::rounded(em.b), record::rounded(em.diff.mean))
+    );
+    let summary = rec.summary();
+    assert!(summary.starts_with(&format!("held-out EM {:.3} → {:.3} ({:+.3}, 95% CI", em.a, em.b, em.diff.mean)), "{summary}");
+    assert!(summary.ends_with(&format!("on 4 cursors of {}", dir.path().file_name().unwrap().to_string_lossy())), "{summary}");
+}
+
+#[test]
+fn an_unreadable_evaluation_record_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.gguf");
+    let path = record::record_path(&model);
+    assert_eq!(path, dir.path().join("model.inkling-eval.json"));
+    assert_eq!(record::record_path(dir.path()), dir.path().join("inkling-eval.json"), "a model folder holds its record");
+    for bad in ["{not json", r#"{"repo": "r", "base": "b", "samples": 1, "seed": 1, "metrics": []}"#] {
+        std::fs::write(&path, bad).unwrap();
+        let err = format!("{:#}", record::read(&model).unwrap_err());
+        assert!(err.contains("model.inkling-eval.json"), "{err}");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use tower_lsp_server::ls_types::*;
 
 use super::Server;
-use crate::models;
+use crate::{eval, models};
 
 impl Server {
     /// The model path: the client's setting, else `--model`, else the default in the cache.
@@ -39,7 +39,7 @@ impl Server {
             } else {
                 None
             };
-            let result = engine.load(path.clone()).await;
+            let result = engine.load(path.clone()).await.map(|desc| with_eval_record(desc, &path));
             match (&result, ongoing) {
                 (Ok(desc), Some(p)) => p.finish_with_message(format!("ready: {desc}")).await,
                 (Err(_), Some(p)) => p.finish_with_message("failed").await,
@@ -71,4 +71,17 @@ impl Server {
 /// get one.
 pub(super) fn no_model_message(what: impl std::fmt::Display) -> String {
     format!("inkling: {what}. Completions are off until this is fixed: {}.", models::FETCH_HINT)
+}
+
+/// The model's description, with what its evaluation record (`inkling eval --record`) measured
+/// when it has one. A record that cannot be read is logged and left out: it never stops a load.
+fn with_eval_record(desc: String, model: &std::path::Path) -> String {
+    match eval::record::read(model) {
+        Ok(Some(record)) => format!("{desc}; fine-tuned, {}", record.summary()),
+        Ok(None) => desc,
+        Err(e) => {
+            tracing::warn!("evaluation record left out: {e:#}");
+            desc
+        }
+    }
 }
