@@ -28,6 +28,11 @@ pub struct EvalArgs {
     /// Samples per kind.
     #[arg(long, default_value_t = 40)]
     pub per_kind: usize,
+    /// Which files the cursors come from: `heldout` (what a model is measured on) or `train`
+    /// (cursors for fitting the quality filter, never for measuring a model tuned on this
+    /// repository).
+    #[arg(long, value_enum, default_value = "heldout")]
+    pub files: eval::SampleFiles,
     /// Seed for sampling and bootstrap.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -99,12 +104,16 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             recorded.push((a, b));
         }
     }
+    if args.record && args.files == eval::SampleFiles::Train {
+        bail!("--record measures a tuned model on held-out files; drop --files train");
+    }
     if args.record && recorded.is_empty() {
         bail!("--record writes the result beside a tuned model: compare it with its base, `--compare default,model=PATH`");
     }
     let kinds =
         args.kinds.iter().map(|k| SpanKind::parse(k.trim()).with_context(|| format!("unknown kind `{k}`"))).collect::<Result<Vec<_>>>()?;
     let opts = EvalOptions {
+        files: args.files,
         repo: args.repo,
         per_kind: args.per_kind,
         seed: args.seed,

@@ -63,6 +63,9 @@ pub struct CompletionContext {
     pub line_tail: String,
     /// How the file indents (from the text around the cursor).
     pub indent_style: IndentStyle,
+    /// The kind of the syntax node around the cursor ([`crate::syntax::cursor_node_kind`];
+    /// `"none"` without a syntax tree).
+    pub cursor_node: &'static str,
 }
 
 /// Whether to complete, and with what. Made once per request and matched at once, so the
@@ -110,6 +113,7 @@ pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> D
 
     let indent: String = line.head.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
     let indent_style = indent_style(&format!("{prefix}{}{suffix}", line.head));
+    let cursor_node = snapshot.tree.as_ref().map_or("none", |t| crate::syntax::cursor_node_kind(t, node_probe(offset.0, &line.head)));
     Decision::Complete(CompletionContext {
         text: PromptText { prefix, prefix_line, suffix, line_head: line.head, ..PromptText::default() },
         mode,
@@ -118,7 +122,20 @@ pub fn gather(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings) -> D
         indent,
         line_tail: line.tail,
         indent_style,
+        cursor_node,
     })
+}
+
+/// Where to look for the syntax node around the cursor: after the last character typed on the
+/// line, spaces after it left out (after `return ` the node is the return statement); on a line
+/// of only indentation, at the cursor (the enclosing block).
+fn node_probe(offset: usize, head: &str) -> usize {
+    let trimmed = head.trim_end();
+    if trimmed.trim_start().is_empty() {
+        offset
+    } else {
+        offset - (head.len() - trimmed.len())
+    }
 }
 
 fn slice(text: &Rope, start: usize, end: usize) -> String {

@@ -81,4 +81,24 @@ pub struct Generated {
     /// Speculative draft tokens verified, and how many of them were kept.
     pub draft_tokens: usize,
     pub draft_accepted: usize,
+    /// What the model's own numbers said while it wrote `text` (for the quality filter).
+    #[serde(skip)]
+    pub signals: Signals,
+}
+
+/// The model's view of one generation: how sure it was of each token, and its final hidden
+/// states (after the last norm) where the prompt ended and while it wrote. Empty for backends
+/// that do not compute them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Signals {
+    /// Log-probability of each generated token under the model's distribution (the end token
+    /// excluded), in order.
+    pub logprobs: Vec<f32>,
+    /// Bytes of [`Generated::text`] written once each of those tokens was accepted.
+    pub ends: Vec<usize>,
+    /// The hidden state at the prompt's last position (the one that predicts the first token).
+    pub prompt_hidden: Vec<f32>,
+    /// The mean hidden state over the positions of the generated tokens that ran through the
+    /// model (the prompt's last position's when none did).
+    pub completion_hidden: Vec<f32>,
 }

@@ -21,7 +21,7 @@ mod vocab;
 mod worker;
 
 pub use backend::{default_device, load_backend, loader_with, Backend, EngineOptions, Loader};
-pub use job::{CancelToken, GenerateRequest, Generated, StopReason};
+pub use job::{CancelToken, GenerateRequest, Generated, Signals, StopReason};
 pub use qwen2_backend::{Qwen2Backend, DEFAULT_MAX_CONTEXT};
 
 use std::path::PathBuf;

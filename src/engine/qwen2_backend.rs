@@ -16,7 +16,7 @@ use candle_core::{Device, IndexOp, Tensor};
 use tokenizers::Tokenizer;
 
 use super::backend::{Backend, EngineOptions};
-use super::job::{CancelToken, GenerateRequest, Generated, StopReason};
+use super::job::{CancelToken, GenerateRequest, Generated, Signals, StopReason};
 use super::model::Qwen2;
 use super::reuse::{self, Step};
 use super::slots::Slots;
@@ -51,10 +51,10 @@ pub struct Qwen2Backend {
     special: SpecialTokens,
     /// Exactly the tokens whose keys/values are in the model's live cache.
     cached: Vec<u32>,
-    /// Logits computed at recent cache positions (position → next-token logits), so a prompt
-    /// that ends inside the cached sequence (the user typed what the model wrote) needs no
-    /// forward pass at all.
-    logits_at: Vec<(usize, Tensor)>,
+    /// Logits computed at recent cache positions (position → next-token logits, and the hidden
+    /// state they came from), so a prompt that ends inside the cached sequence (the user typed
+    /// what the model wrote) needs no forward pass at all.
+    logits_at: Vec<(usize, Output)>,
     slots: Slots,
     token_bytes: TokenBytes,
     options: EngineOptions,
@@ -73,6 +73,48 @@ fn argmax(logits: &Tensor) -> Result<u32> {
     Ok(logits.flatten_all()?.argmax(0)?.to_scalar::<u32>()?)
 }
 
+/// The log-probability of `id` under `logits` (a log-softmax at one entry).
+fn log_prob(logits: &Tensor, id: u32) -> Result<f32> {
+    let scores = logits.flatten_all()?.to_vec1::<f32>()?;
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = scores.iter().map(|&x| (x - max).exp()).sum();
+    let chosen = scores.get(id as usize).copied().context("token id outside the logits")?;
+    Ok(chosen - max - sum.ln())
+}
+
+/// The next-token logits at one position and the final hidden state they came from.
+#[derive(Clone)]
+struct Output {
+    logits: Tensor,
+    hidden: Tensor,
+}
+
+/// Sums the hidden states of the generated tokens' positions, for [`Signals`].
+struct HiddenMean {
+    sum: Vec<f32>,
+    count: usize,
+}
+
+impl HiddenMean {
+    fn add(&mut self, rows: &Tensor) -> Result<()> {
+        for row in rows.to_vec2::<f32>()? {
+            if self.sum.is_empty() {
+                self.sum = vec![0.0; row.len()];
+            }
+            self.sum.iter_mut().zip(&row).for_each(|(s, x)| *s += x);
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    fn mean_or(self, fallback: &[f32]) -> Vec<f32> {
+        if self.count == 0 {
+            return fallback.to_vec();
+        }
+        self.sum.into_iter().map(|s| s / self.count as f32).collect()
+    }
+}
+
 /// Decoding state of one job.
 struct Decoding<'a> {
     request: &'a GenerateRequest,
@@ -80,6 +122,8 @@ struct Decoding<'a> {
     pending_heal: Vec<u8>,
     generated: Vec<u32>,
     text: String,
+    logprobs: Vec<f32>,
+    ends: Vec<usize>,
 }
 
 impl Qwen2Backend {
@@ -149,18 +193,21 @@ impl Qwen2Backend {
     }
 
     /// Runs `tokens` after the live cache and records them as cached (and their logits).
-    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Tensor> {
+    /// Returns the logits and the final hidden states, one row per new position when `all`,
+    /// else of the last one.
+    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Output> {
         let start = self.cached.len();
         let logits = if all { self.model.forward_all(tokens)? } else { self.model.forward_last(tokens)? };
+        let hidden = self.model.last_hidden().context("the model gave no hidden state")?.clone();
         self.cached.extend_from_slice(tokens);
         if all {
             for i in 0..tokens.len() {
-                self.remember_logits(start + i, logits.i(i)?);
+                self.remember_logits(start + i, Output { logits: logits.i(i)?, hidden: hidden.narrow(0, i, 1)? });
             }
         } else {
-            self.remember_logits(self.cached.len() - 1, logits.clone());
+            self.remember_logits(self.cached.len() - 1, Output { logits: logits.clone(), hidden: hidden.clone() });
         }
-        Ok(logits)
+        Ok(Output { logits, hidden })
     }
 
     /// Runs `tokens` after the live cache without computing logits.
@@ -251,7 +298,7 @@ impl Qwen2Backend {
     /// `steps` (from [`reuse::plan`]), running the model [`PREFILL_STEP`] tokens at a time.
     /// Returns the logits after the last token, or `None` when `cancel` had fired by the end of
     /// a step (what ran stays cached).
-    fn rebuild(&mut self, tokens: &[u32], keep: usize, steps: &[Step], cancel: &CancelToken) -> Result<Option<Tensor>> {
+    fn rebuild(&mut self, tokens: &[u32], keep: usize, steps: &[Step], cancel: &CancelToken) -> Result<Option<Output>> {
         // Copy the moved runs out first: the steps before them overwrite their old positions.
         let mut spans = Vec::new();
         for step in steps {
@@ -292,15 +339,15 @@ impl Qwen2Backend {
         logits.context("the prompt's last token was not run").map(Some)
     }
 
-    fn remember_logits(&mut self, position: usize, logits: Tensor) {
+    fn remember_logits(&mut self, position: usize, output: Output) {
         self.logits_at.retain(|(p, _)| *p != position);
         if self.logits_at.len() >= MAX_SAVED_LOGITS {
             self.logits_at.remove(0);
         }
-        self.logits_at.push((position, logits));
+        self.logits_at.push((position, output));
     }
 
-    fn saved_logits(&self, position: usize) -> Option<Tensor> {
+    fn saved_logits(&self, position: usize) -> Option<Output> {
         self.logits_at.iter().find(|(p, _)| *p == position).map(|(_, l)| l.clone())
     }
 
@@ -320,6 +367,7 @@ impl Decoding<'_> {
         token_bytes: &TokenBytes,
         special: &SpecialTokens,
         next: u32,
+        logprob: f32,
     ) -> Result<Option<StopReason>> {
         if special.is_stop(next) {
             return Ok(Some(StopReason::EndOfText));
@@ -332,6 +380,8 @@ impl Decoding<'_> {
         let decoded = tokenizer.decode(&self.generated, false).map_err(anyhow::Error::msg)?;
         // The healed text was already on the line: only what follows it is new.
         self.text = decoded.strip_prefix(self.heal).map(str::to_string).unwrap_or_default();
+        self.logprobs.push(logprob);
+        self.ends.push(self.text.len());
         let req = self.request;
         Ok(if req.single_line && self.text.contains('\n') {
             Some(StopReason::EndOfLine)
@@ -379,16 +429,16 @@ impl Backend for Qwen2Backend {
         // logits were kept, nothing needs computing; otherwise run at least the last token.
         let common = common_prefix(&self.cached, tokens);
         let whole = (common == tokens.len()).then(|| self.saved_logits(tokens.len() - 1)).flatten();
-        let (reused, moved, mut logits) = match whole {
-            Some(logits) => {
+        let (reused, moved, first) = match whole {
+            Some(output) => {
                 self.truncate(tokens.len());
-                (tokens.len(), 0, logits)
+                (tokens.len(), 0, output)
             }
             None => {
                 let keep = common.min(tokens.len() - 1);
                 let steps = self.plan(tokens, keep);
                 match self.rebuild(tokens, keep, &steps, cancel).context("prefill")? {
-                    Some(logits) => (keep, reuse::moved(&steps), logits),
+                    Some(output) => (keep, reuse::moved(&steps), output),
                     None => {
                         let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
                         return Ok(Generated {
@@ -402,6 +452,7 @@ impl Backend for Qwen2Backend {
                             decode_ms: 0.0,
                             draft_tokens: 0,
                             draft_accepted: 0,
+                            signals: Signals::default(),
                         });
                     }
                 }
@@ -416,13 +467,19 @@ impl Backend for Qwen2Backend {
             pending_heal: prompt.heal.as_bytes().to_vec(),
             generated: Vec::new(),
             text: String::new(),
+            logprobs: Vec::new(),
+            ends: Vec::new(),
         };
+        let prompt_hidden = first.hidden.flatten_all()?.to_vec1::<f32>()?;
+        let mut hidden = HiddenMean { sum: Vec::new(), count: 0 };
+        let mut logits = first.logits;
         let mut drafted = 0usize;
         let mut accepted_drafts = 0usize;
         let mut drafting = true;
         let stop = 'decode: loop {
             let next = if state.pending_heal.is_empty() { argmax(&logits)? } else { self.healing_argmax(&logits, &state.pending_heal)? };
-            if let Some(stop) = state.accept(&self.tokenizer, &self.token_bytes, &self.special, next)? {
+            let logprob = log_prob(&logits, next)?;
+            if let Some(stop) = state.accept(&self.tokenizer, &self.token_bytes, &self.special, next, logprob)? {
                 break stop;
             }
             if decode_started.elapsed() >= request.time_budget {
@@ -446,23 +503,27 @@ impl Backend for Qwen2Backend {
                 Vec::new()
             };
             if draft.is_empty() {
-                logits = self.run(&[next], false).context("decode")?;
+                let out = self.run(&[next], false).context("decode")?;
+                hidden.add(&out.hidden)?;
+                logits = out.logits;
                 continue;
             }
             // Verify: row i of the batch predicts the token after draft position i.
             let base = self.cached.len();
             let mut batch = vec![next];
             batch.extend_from_slice(&draft);
-            let all = self.run(&batch, true).context("verify")?;
+            let Output { logits: all, hidden: rows } = self.run(&batch, true).context("verify")?;
             drafted += draft.len();
             let mut kept = 0usize;
             for (i, &guess) in draft.iter().enumerate() {
-                if argmax(&all.i(i)?)? != guess {
+                let row = all.i(i)?;
+                if argmax(&row)? != guess {
                     break;
                 }
                 kept += 1;
-                if let Some(stop) = state.accept(&self.tokenizer, &self.token_bytes, &self.special, guess)? {
+                if let Some(stop) = state.accept(&self.tokenizer, &self.token_bytes, &self.special, guess, log_prob(&row, guess)?)? {
                     self.truncate(base + 1 + kept);
+                    hidden.add(&rows.narrow(0, 0, kept + 1)?)?;
                     accepted_drafts += kept;
                     break 'decode stop;
                 }
@@ -470,6 +531,7 @@ impl Backend for Qwen2Backend {
             accepted_drafts += kept;
             drafting = 2 * kept >= draft.len();
             self.truncate(base + 1 + kept);
+            hidden.add(&rows.narrow(0, 0, kept + 1)?)?;
             logits = all.i(kept)?;
         };
         if drafted > 0 {
@@ -486,6 +548,12 @@ impl Backend for Qwen2Backend {
             decode_ms: decode_started.elapsed().as_secs_f64() * 1e3,
             draft_tokens: drafted,
             draft_accepted: accepted_drafts,
+            signals: Signals {
+                logprobs: state.logprobs,
+                ends: state.ends,
+                completion_hidden: hidden.mean_or(&prompt_hidden),
+                prompt_hidden,
+            },
         })
     }
 }

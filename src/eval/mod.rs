@@ -60,10 +60,24 @@ impl Variant {
     }
 }
 
+/// Which files the cursors come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleFiles {
+    /// The held-out files (the most recently changed ones): what a model is measured on.
+    #[default]
+    Heldout,
+    /// The training-side files: cursors for fitting the quality filter (`finetune/`), which
+    /// is then measured on held-out files it never saw. A model fine-tuned on this repository
+    /// has seen these files.
+    Train,
+}
+
 /// What to evaluate.
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
     pub repo: PathBuf,
+    pub files: SampleFiles,
     pub per_kind: usize,
     pub seed: u64,
     pub kinds: Vec<SpanKind>,
@@ -80,9 +94,19 @@ pub struct EvalOptions {
 /// would ask the model (any position for `empty`). `cross_file` samples use names defined in the
 /// other (not held-out) files.
 pub fn held_out_samples(corpus: &Corpus, kinds: &[SpanKind], per_kind: usize, seed: u64, settings: &Settings) -> Vec<Sample> {
+    samples(corpus, SampleFiles::Heldout, kinds, per_kind, seed, settings)
+}
+
+/// [`held_out_samples`], or the same from the training-side files (`cross_file` names are then
+/// those defined in any training-side file).
+pub fn samples(corpus: &Corpus, files: SampleFiles, kinds: &[SpanKind], per_kind: usize, seed: u64, settings: &Settings) -> Vec<Sample> {
     let foreign =
         if kinds.contains(&SpanKind::CrossFile) { crate::corpus::cross_file::names_defined_in(corpus.train()) } else { Default::default() };
-    let parsed: Vec<ParsedFile<'_>> = corpus.heldout().map(|f| ParsedFile::new(f).with_foreign_names(&foreign)).collect();
+    let chosen: Vec<&crate::corpus::SourceFile> = match files {
+        SampleFiles::Heldout => corpus.heldout().collect(),
+        SampleFiles::Train => corpus.train().collect(),
+    };
+    let parsed: Vec<ParsedFile<'_>> = chosen.into_iter().map(|f| ParsedFile::new(f).with_foreign_names(&foreign)).collect();
     let mut accept = |s: &Sample| s.server_completes(settings);
     kinds.iter().flat_map(|&k| crate::corpus::sample::pick(&parsed, k, per_kind, seed, &mut accept)).collect()
 }
@@ -148,9 +172,9 @@ pub fn run(opts: &EvalOptions) -> Result<Report> {
     if corpus.files.is_empty() {
         bail!("no source files in {} (languages inkling knows, after filters: {:?})", opts.repo.display(), corpus.filters);
     }
-    let samples = held_out_samples(&corpus, &opts.kinds, opts.per_kind, opts.seed, &first.settings);
+    let samples = samples(&corpus, opts.files, &opts.kinds, opts.per_kind, opts.seed, &first.settings);
     if samples.is_empty() {
-        bail!("no sample positions found in the held-out files of {}", opts.repo.display());
+        bail!("no sample positions found in the {:?} files of {}", opts.files, opts.repo.display());
     }
     // Run file by file, cursor by cursor: consecutive prompts then share most of their tokens.
     let mut order: Vec<usize> = (0..samples.len()).collect();

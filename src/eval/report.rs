@@ -99,6 +99,8 @@ pub struct Report {
     pub seed: u64,
     pub per_kind: usize,
     pub resamples: usize,
+    /// Which files the cursors came from (`heldout` unless `--files train`).
+    pub files: super::SampleFiles,
     pub heldout_files: Vec<String>,
     pub filters: FilterCounts,
     pub configs: Vec<ConfigInfo>,
@@ -201,6 +203,7 @@ pub(super) fn build(
         seed: opts.seed,
         per_kind: opts.per_kind,
         resamples: opts.resamples,
+        files: opts.files,
         heldout_files: corpus.heldout_paths(),
         filters: corpus.filters.clone(),
         configs,

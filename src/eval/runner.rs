@@ -23,6 +23,7 @@ use crate::corpus::{Corpus, Sample};
 use crate::crossfile::{CrossFile, CrossFileLimits};
 use crate::engine::{load_backend, Engine, Generated, Loader, StopReason};
 use crate::pipeline::{self, Outcome};
+use crate::quality::Features;
 use crate::session::{ByteOffset, Document, DocumentLimits};
 
 /// What one configuration answered for one sample.
@@ -45,6 +46,10 @@ pub struct Prediction {
     /// layout order (empty without cross-file context).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<String>,
+    /// What the quality filter reads about the suggestion (`pipeline::features_of`: the same
+    /// as the server computes); none when nothing was suggested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Features>,
 }
 
 impl Prediction {
@@ -75,6 +80,7 @@ impl Prediction {
             new_tokens: 0,
             scores,
             context: Vec::new(),
+            features: None,
         };
         if let Some(g) = &generated {
             p.record(g);
@@ -128,19 +134,28 @@ impl Runner {
     pub fn predict_shared(&self, variants: &[&Variant], sample: &Sample) -> Vec<Prediction> {
         let started = Instant::now();
         let Some(first) = variants.first() else { return Vec::new() };
-        let (outcomes, context) = match self.prepare(&first.settings, sample) {
-            Err(e) => (variants.iter().map(|_| Err(anyhow::anyhow!("{e:#}"))).collect(), Vec::new()),
-            Ok(Decision::Skip(reason)) => (variants.iter().map(|_| Ok(Outcome::Skipped(reason))).collect(), Vec::new()),
+        let (outcomes, context, features) = match self.prepare(&first.settings, sample) {
+            Err(e) => (variants.iter().map(|_| Err(anyhow::anyhow!("{e:#}"))).collect(), Vec::new(), Vec::new()),
+            Ok(Decision::Skip(reason)) => (variants.iter().map(|_| Ok(Outcome::Skipped(reason))).collect(), Vec::new(), Vec::new()),
             Ok(Decision::Complete(ctx)) => {
-                let outcomes = match variants {
+                let outcomes: Vec<Result<Outcome>> = match variants {
                     [v] if v.shaping => vec![self.server_outcome(v, &ctx)],
                     _ => self.raw_outcomes(variants, &ctx),
                 };
-                (outcomes, shown(&ctx))
+                let features = outcomes.iter().map(|o| o.as_ref().ok().and_then(|o| pipeline::features_of(&ctx, o, None))).collect();
+                (outcomes, shown(&ctx), features)
             }
         };
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        outcomes.into_iter().map(|o| Prediction { context: context.clone(), ..Prediction::from_outcome(sample, o, ms) }).collect()
+        let mut features = features.into_iter();
+        outcomes
+            .into_iter()
+            .map(|o| Prediction {
+                context: context.clone(),
+                features: features.next().flatten(),
+                ..Prediction::from_outcome(sample, o, ms)
+            })
+            .collect()
     }
 
     /// The server's context for `sample` (its windows and code from other files).

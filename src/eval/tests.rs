@@ -89,6 +89,7 @@ fn end_to_end_with_the_tiny_model_writes_table_json_and_png() {
     let model = crate::engine::testing::tiny_model_path();
     let variants = ["default", "no-shaping"].map(|s| Variant::parse(s, &model, &tiny_settings()).unwrap()).to_vec();
     let opts = EvalOptions {
+        files: SampleFiles::Heldout,
         repo: dir.path().to_path_buf(),
         per_kind: 3,
         seed: 1,
@@ -132,6 +133,7 @@ fn two_models_are_compared_on_the_same_samples() {
     let spec = format!("model={}", other.display());
     let variants = ["default", spec.as_str()].map(|s| Variant::parse(s, &model, &tiny_settings()).unwrap()).to_vec();
     let opts = EvalOptions {
+        files: SampleFiles::Heldout,
         repo: dir.path().to_path_buf(),
         per_kind: 2,
         seed: 5,
@@ -190,6 +192,7 @@ fn shaping_a_shared_generation_gives_what_the_server_gives() {
     let variants: Vec<Variant> =
         ["default", "no-shaping", "no-crossfile"].iter().map(|s| Variant::parse(s, &model, &settings).unwrap()).collect();
     let opts = EvalOptions {
+        files: SampleFiles::Heldout,
         repo: dir.path().to_path_buf(),
         per_kind: 3,
         seed: 3,
@@ -271,6 +274,7 @@ impl crate::engine::Backend for Rambling {
             decode_ms: 0.0,
             draft_tokens: 0,
             draft_accepted: 0,
+            signals: Default::default(),
         })
     }
 }

@@ -14,6 +14,7 @@ use crate::crossfile::{CrossFile, Cursor};
 use crate::engine::{Engine, EngineError, GenerateRequest, Generated};
 use crate::postprocess;
 use crate::prompt::{Budget, ChunkLayout};
+use crate::quality::Features;
 use crate::session::{ByteOffset, Snapshot};
 
 /// What one completion request came to.
@@ -56,6 +57,16 @@ pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequ
         stop_when: Some(Box::new(move |text| postprocess::block_done(text, &shaping_ctx))),
         time_budget: Duration::from_millis(settings.time_budget_ms),
         latency_target: Duration::from_millis(settings.latency_target_ms),
+    }
+}
+
+/// What the quality filter reads about the suggestion in `outcome` (one the model wrote for
+/// `ctx`): the one place the server and `inkling eval` get features from. `since_edit_ms` is
+/// the time since the document last changed, where an editor tells it.
+pub fn features_of(ctx: &CompletionContext, outcome: &Outcome, since_edit_ms: Option<f64>) -> Option<Features> {
+    match outcome {
+        Outcome::Completed { text, generated, .. } => Some(crate::quality::features(ctx, generated, text, since_edit_ms)),
+        _ => None,
     }
 }
 

@@ -123,6 +123,7 @@ mod tests {
             path: "a.py".into(),
             indent: "    ".into(),
             line_tail: String::new(),
+            cursor_node: "block",
             indent_style: crate::context::IndentStyle::Spaces(4),
         }
     }

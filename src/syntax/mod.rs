@@ -10,6 +10,21 @@ mod parse;
 pub use language::Language;
 pub use parse::{count_errors, for_each_node, has_error, ParseError, Parser, SyntaxError, SyntaxTree, DEFAULT_PARSE_BUDGET};
 
+/// The kind of the syntax node the cursor at `offset` sits in: the first named node around the
+/// character before the cursor that is not a lone token or an error (`argument_list`, `block`,
+/// `assignment`, …); `"none"` at the start of the file or when nothing qualifies.
+pub fn cursor_node_kind(tree: &tree_sitter::Tree, offset: usize) -> &'static str {
+    let Some(offset) = offset.checked_sub(1) else { return "none" };
+    let mut node = tree.root_node().descendant_for_byte_range(offset, offset);
+    while let Some(n) = node {
+        if n.is_named() && !n.is_error() && n.child_count() > 0 {
+            return n.kind();
+        }
+        node = n.parent();
+    }
+    "none"
+}
+
 /// What the end of a line opens, judged from its text: the one rule for "this line opens a
 /// block", which both the multi-line decision (`context/`) and the cut at the end of a block
 /// (`postprocess/`) ask.

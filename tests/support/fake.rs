@@ -70,6 +70,7 @@ impl Backend for FakeBackend {
             decode_ms: started.elapsed().as_secs_f64() * 1e3,
             draft_tokens: 0,
             draft_accepted: 0,
+            signals: Default::default(),
         })
     }
 }

@@ -126,6 +126,11 @@ impl Qwen2 {
         Ok(self.model.forward(tokens, false)?)
     }
 
+    /// The final hidden states (after the last norm) `[rows, hidden]` of the rows whose logits
+    /// the last [`Qwen2::forward_last`] / [`Qwen2::forward_all`] returned; `None` before any.
+    pub fn last_hidden(&self) -> Option<&Tensor> {
+        self.model.last_hidden()
+    }
     /// Same as [`Qwen2::forward_last`] but returns logits for every new position:
     /// `[tokens.len(), vocab]` (used to verify speculative drafts).
     pub fn forward_all(&mut self, tokens: &[u32]) -> anyhow::Result<Tensor> {

@@ -23,6 +23,9 @@ pub struct Model {
     cos: Tensor,
     sin: Tensor,
     device: Device,
+    /// The final hidden states (after the last norm, `[rows, hidden]`) of the positions whose
+    /// logits the last pass with logits returned, in the same order.
+    last_hidden: Option<Tensor>,
 }
 
 impl Model {
@@ -30,7 +33,7 @@ impl Model {
     pub fn new(cfg: ModelConfig, weights: Weights, max_ctx: usize, device: &Device) -> candle_core::Result<Self> {
         let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_theta, max_ctx, device)?;
         let cache = KvCache::new(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, max_ctx, DType::F32, device)?;
-        Ok(Self { cfg, weights, cache, cos, sin, device: device.clone() })
+        Ok(Self { cfg, weights, cache, cos, sin, device: device.clone(), last_hidden: None })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -47,6 +50,11 @@ impl Model {
 
     pub fn cache_mut(&mut self) -> &mut KvCache {
         &mut self.cache
+    }
+
+    /// The final hidden states of the rows the last pass with logits returned.
+    pub fn last_hidden(&self) -> Option<&Tensor> {
+        self.last_hidden.as_ref()
     }
 
     /// Runs `tokens` after the cached positions and appends them to the cache.
@@ -102,13 +110,19 @@ impl Model {
 
     fn forward_chunks(&mut self, tokens: &[u32], want: Logits) -> candle_core::Result<Vec<Tensor>> {
         let chunks: Vec<&[u32]> = tokens.chunks(PREFILL_CHUNK).collect();
-        let mut logits = Vec::new();
+        let (mut logits, mut hidden) = (Vec::new(), Vec::new());
         for (i, chunk) in chunks.iter().enumerate() {
             let wanted = match (want, i + 1 == chunks.len()) {
                 (Logits::Last, false) => Logits::None,
                 (want, _) => want,
             };
-            logits.extend(self.forward_chunk(chunk, wanted)?);
+            if let Some(l) = self.forward_chunk(chunk, wanted)? {
+                logits.push(l);
+                hidden.extend(self.last_hidden.take());
+            }
+        }
+        if !hidden.is_empty() {
+            self.last_hidden = Some(if hidden.len() == 1 { hidden.remove(0) } else { Tensor::cat(&hidden, 0)? });
         }
         Ok(logits)
     }
@@ -147,6 +161,7 @@ impl Model {
         };
         let x = candle_nn::ops::rms_norm(&x.contiguous()?, &self.weights.final_norm, eps)?;
         let logits = self.weights.lm_head.forward(&x)?.squeeze(0)?;
+        self.last_hidden = Some(x.squeeze(0)?.to_dtype(DType::F32)?);
         Ok(Some(logits.to_dtype(DType::F32)?))
     }
 }
