@@ -30,6 +30,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The package itself, editable, so `python -m inkling_finetune` works from any folder.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$here" 2>/dev/null \
     || "$venv/bin/python" -m pip install --quiet --no-deps -e "$here"
-"$venv/bin/python" -c 'import torch, transformers, peft, accelerate, gguf, matplotlib, inkling_finetune'
+"$venv/bin/python" -c 'import torch, transformers, peft, accelerate, gguf, matplotlib, sklearn, inkling_finetune'
 echo "$want" > "$stamp"
 echo "finetune: installed into $venv (torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)'))"

@@ -9,6 +9,7 @@ mod faults;
 mod fuzz;
 mod privacy;
 mod protocol;
+mod quality;
 mod real_model;
 mod stress;
 mod tidy;

@@ -1,4 +1,4 @@
-"""Command line: ``python -m inkling_finetune {init-config,train,export} ...``."""
+"""Command line: ``python -m inkling_finetune {init-config,train,export,filter} ...``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weight dtype (default bfloat16)")
     ex.add_argument("--gguf", action="store_true", help="also write model.gguf")
     ex.add_argument("--gguf-type", choices=["f16", "f32", "q8_0"], help="GGUF tensor type (default f16)")
+
+    fi = sub.add_parser("filter", help="fit the quality filter on `inkling eval` results and measure it")
+    fi.add_argument("--train", action="append", required=True,
+                    help="results.json to fit on (e.g. `inkling eval --files train`); repeatable")
+    fi.add_argument("--test", action="append", required=True,
+                    help="results.json of other files to measure on (e.g. `inkling eval` held-out runs); repeatable")
+    fi.add_argument("--router-test", action="append",
+                    help="results.json of a bigger model on the same held-out cursors, to measure the router; repeatable")
+    fi.add_argument("--config", default="default", help="the configuration in the results to use (default: default)")
+    fi.add_argument("--out", required=True, help="folder for filter.json, coverage.json and coverage.png")
+    fi.add_argument("--seed", type=int, default=1)
     return p
 
 
@@ -55,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = C.load(args.config)
             train(cfg, resume=args.resume, max_steps=args.max_steps)
             return 0
+        if args.command == "filter":
+            return _filter(args)
         return _export(args)
     except (C.ConfigError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -81,3 +94,20 @@ def _export(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _filter(args: argparse.Namespace) -> int:
+    from . import filter as F
+
+    out = Path(args.out)
+    result = F.run(args.train, args.test, out, config=args.config, router_test=args.router_test, seed=args.seed)
+    print(f"{result['train_suggestions']} training suggestions, {result['test_suggestions']} test suggestions")
+    print(F.format_table(result["coverage"]))
+    at = result["at_min_confidence"]
+    print(f"minConfidence {result['min_confidence']:.3f} (shows {F.TARGET_COVERAGE:.0%} of the training suggestions out of fold): "
+          f"on the test suggestions coverage {at['coverage']:.0%}, precision EM {at['precision_em']:.3f}, ES>=0.7 {at['precision_es']:.3f}")
+    for r in result.get("router", []):
+        print(f"{r['what']:>16}: EM {r['em']:.3f}  mean {r['ms']:.0f} ms  routed {r['routed']:.0%}  "
+              f"share of the big model's gain {r['share_of_gain']:.0%}  latency vs big {r['ms_vs_big']:.0%}")
+    print(f"wrote {out / 'filter.json'}, {out / 'coverage.json'} and {out / 'coverage.png'}")
+    return 0

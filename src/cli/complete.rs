@@ -100,7 +100,7 @@ pub fn run(args: CompleteArgs) -> Result<ExitCode> {
             let ms = started.elapsed().as_secs_f64() * 1e3;
             match &outcome {
                 Outcome::Completed { text, .. } | Outcome::TypedThrough { text, .. } => println!("{text}"),
-                Outcome::Empty(_) => eprintln!("(the model's answer did not fit here; nothing to suggest)"),
+                Outcome::Empty(_) | Outcome::Filtered { .. } => eprintln!("(the model's answer did not fit here; nothing to suggest)"),
                 Outcome::Skipped(reason) => eprintln!("(no completion at this position: {reason:?})"),
             }
             eprintln!("({ms:.0} ms)");
@@ -189,7 +189,7 @@ fn answer_line(engine: &Engine, line: &str, settings: &Settings) -> String {
             new_tokens: generated.new_tokens,
             stop: Some(generated.stop),
         },
-        Ok(Outcome::Empty(generated)) => JsonAnswer {
+        Ok(Outcome::Empty(generated) | Outcome::Filtered { generated, .. }) => JsonAnswer {
             completion: "",
             ms,
             skipped: None,

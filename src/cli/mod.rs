@@ -1,4 +1,5 @@
-//! Command-line interface: `serve` (the default), `complete`, `eval`, `dataset` and `options`,
+//! Command-line interface: `serve` (the default), `complete`, `eval`, `dataset`, `filter-check`
+//! and `options`,
 //! with the global `--threads` and `--log-file`; `serve` reads the client's first message before
 //! the async runtime starts, so the thread count is set once (see `server::threads_requested`).
 //!
@@ -64,6 +65,12 @@ pub enum Command {
     Dataset(dataset::DatasetArgs),
     /// Print the server's settings (name, type, default, description) as JSON.
     Options,
+    /// Check a quality filter file (`python -m inkling_finetune filter`): it loads and this
+    /// build scores its check examples as scikit-learn did.
+    FilterCheck {
+        /// The filter file (filter.json, or MODEL.inkling-filter.json).
+        path: PathBuf,
+    },
 }
 
 fn init_logging(log_file: Option<&PathBuf>) -> anyhow::Result<()> {
@@ -104,7 +111,13 @@ pub fn run(cli: Cli) -> ExitCode {
     match command {
         Command::Serve { model, no_reuse, no_speculation, no_type_through, stdio: _ } => {
             let engine = EngineOptions { reuse: !no_reuse, speculate: !no_speculation, ..EngineOptions::default() };
-            let options = ServerOptions { model, loader: loader_with(engine), type_through: !no_type_through };
+            let options = ServerOptions {
+                model,
+                loader: loader_with(engine),
+                router_loader: loader_with(engine),
+                type_through: !no_type_through,
+                suggestion_log: None,
+            };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -119,6 +132,21 @@ pub fn run(cli: Cli) -> ExitCode {
             runtime.shutdown_background();
             ExitCode::SUCCESS
         }
+        Command::FilterCheck { path } => match crate::quality::Filter::load(&path) {
+            Ok(filter) => {
+                println!(
+                    "{}: reproduces its {} checks; minConfidence {:.3} by default",
+                    path.display(),
+                    filter.checks(),
+                    filter.min_confidence()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("inkling: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Eval(args) => match eval::run(args) {
             Ok(code) => code,
             Err(e) => {

@@ -17,6 +17,8 @@ pub enum SettingsError {
     Malformed(String),
     #[error("inkling setting `{name}` is {value}, but it must be between {min} and {max}")]
     OutOfRange { name: &'static str, value: u64, min: u64, max: u64 },
+    #[error("inkling setting `{name}` is {value}, but it must be a number from 0 to 1")]
+    NotAProbability { name: &'static str, value: f64 },
     #[error("inkling settings maxPrefixTokens + maxSuffixTokens + maxContextTokens + maxNewTokens add up to {total}, but the model's cache holds {max}")]
     TooManyTokens { total: usize, max: usize },
 }
@@ -60,6 +62,15 @@ fn in_range_u64<const MIN: u64, const MAX: u64>(name: &'static str, value: u64) 
 /// An empty path means the default model.
 fn model_path(_: &'static str, path: String) -> Result<Option<PathBuf>, SettingsError> {
     Ok(if path.trim().is_empty() { None } else { Some(PathBuf::from(path)) })
+}
+
+/// A share from 0 to 1.
+fn probability(name: &'static str, value: f64) -> Result<Option<f64>, SettingsError> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(Some(value))
+    } else {
+        Err(SettingsError::NotAProbability { name, value })
+    }
 }
 
 /// 0 means all cores.
@@ -151,6 +162,14 @@ settings! {
         "Most workspace files indexed for definitions.";
     kv_cache_mb: usize = 512, from u64, by in_range::<0, 65_536>, "kvCacheMb", "integer",
         "Memory (MiB) for the saved model state of recently used files, so switching files is fast.";
+    filter_path: Option<PathBuf> = None, from String, by model_path, "filterPath", "string",
+        "The quality filter (`python -m inkling_finetune filter`): suggestions it scores under minConfidence are not shown. Empty: the filter beside the model (model.inkling-filter.json, or inkling-filter.json in a model folder), when there is one.";
+    min_confidence: Option<f64> = None, from f64, by probability, "minConfidence", "number",
+        "Suggestions the quality filter scores under this (0 to 1) are not shown (or go to routerModelPath). Empty: the threshold chosen when the filter was fitted.";
+    router_model_path: Option<PathBuf> = None, from String, by model_path, "routerModelPath", "string",
+        "A bigger local model (GGUF file or Hugging Face folder) that answers when the quality filter scores the first model's suggestion under minConfidence. Empty: none. Both models keep their files' state within kvCacheMb.";
+    log_suggestions: bool = false, from bool, by as_is, "logSuggestions", "boolean",
+        "Keep a local log of the suggestions shown, accepted, dismissed and filtered, with their features (suggestions.jsonl in inkling's state folder; never sent anywhere; delete it whenever you like).";
 }
 
 impl Options {

@@ -125,6 +125,13 @@ impl Engine {
         (cancel, rx)
     }
 
+    /// Cancels the running job, if any (it stops between two tokens or prefill steps).
+    pub fn cancel_running(&self) {
+        if let Some(token) = crate::sync::lock(&self.latest).as_ref() {
+            token.cancel();
+        }
+    }
+
     /// Generates a completion. Newer calls cancel older ones; dropping the future cancels this one.
     pub async fn generate(&self, request: GenerateRequest) -> Result<Generated, EngineError> {
         let (cancel, rx) = self.submit(request);

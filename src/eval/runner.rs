@@ -62,7 +62,7 @@ impl Prediction {
         let (mut text, mut skipped, mut error, mut generated) = (String::new(), None, None, None);
         match outcome {
             Ok(Outcome::Completed { text: t, generated: g, .. }) => (text, generated) = (t, Some(g)),
-            Ok(Outcome::Empty(g)) => generated = Some(g),
+            Ok(Outcome::Empty(g) | Outcome::Filtered { generated: g, .. }) => generated = Some(g),
             Ok(Outcome::TypedThrough { text: t, .. }) => text = t,
             Ok(Outcome::Skipped(reason)) => skipped = Some(format!("{reason:?}")),
             Err(e) => error = Some(format!("{e:#}")),
@@ -167,7 +167,7 @@ impl Runner {
     }
 
     fn server_outcome(&self, variant: &Variant, ctx: &CompletionContext) -> Result<Outcome> {
-        let run = pipeline::complete_prepared(&self.engine, ctx, &variant.settings, None);
+        let run = pipeline::complete_prepared(&self.engine, ctx, &variant.settings, None, None);
         Ok(self.runtime.block_on(run)?)
     }
 
@@ -200,6 +200,6 @@ fn unshaped(ctx: &CompletionContext, generated: Generated) -> Outcome {
     if text.trim().is_empty() {
         Outcome::Empty(generated)
     } else {
-        Outcome::Completed { text, line_head: ctx.text.line_head.clone(), generated }
+        Outcome::Completed { text, line_head: ctx.text.line_head.clone(), generated, judged: None }
     }
 }

@@ -14,7 +14,7 @@ use crate::crossfile::{CrossFile, Cursor};
 use crate::engine::{Engine, EngineError, GenerateRequest, Generated};
 use crate::postprocess;
 use crate::prompt::{Budget, ChunkLayout};
-use crate::quality::Features;
+use crate::quality::{Features, Filter};
 use crate::session::{ByteOffset, Snapshot};
 
 /// What one completion request came to.
@@ -25,8 +25,12 @@ pub enum Outcome {
     /// The model was asked, and what it wrote does not fit (empty after shaping).
     Empty(Generated),
     /// A suggestion to show after `line_head`, the cursor line up to the cursor as the pipeline
-    /// read it (what a client-side item replaces or filters on).
-    Completed { text: String, line_head: String, generated: Generated },
+    /// read it (what a client-side item replaces or filters on). `judged`: what the quality
+    /// gate saw, when the caller passed one.
+    Completed { text: String, line_head: String, generated: Generated, judged: Option<Box<Judgement>> },
+    /// The model wrote a suggestion the quality filter scored under the threshold (and no router
+    /// model did better): nothing is shown.
+    Filtered { text: String, generated: Generated, judged: Box<Judgement> },
     /// The rest of the suggestion already shown, which the user is typing through.
     TypedThrough { text: String, line_head: String },
 }
@@ -38,6 +42,29 @@ impl Outcome {
             _ => None,
         }
     }
+}
+
+/// What the server passes the pipeline so that suggestions are judged before they are shown:
+/// the fitted filter (none: every suggestion passes, but its features are still computed, for
+/// the suggestion log), its threshold, and a bigger model to ask when a suggestion scores under
+/// it.
+#[derive(Clone, Default)]
+pub struct Gate {
+    pub filter: Option<Arc<Filter>>,
+    pub min_confidence: f64,
+    pub router: Option<Engine>,
+    /// Milliseconds since the document last changed (a feature).
+    pub since_edit_ms: Option<f64>,
+}
+
+/// What the gate saw of one suggestion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judgement {
+    pub features: Features,
+    /// The filter's score (`None` without a filter, or when the filter could not score it).
+    pub confidence: Option<f64>,
+    /// The suggestion came from the router model (the first model's scored `confidence`).
+    pub routed: bool,
 }
 
 /// The engine job for a context.
@@ -73,8 +100,37 @@ pub fn features_of(ctx: &CompletionContext, outcome: &Outcome, since_edit_ms: Op
 /// Shapes the model's raw output for `ctx` (what the server shows).
 pub fn finish(ctx: &CompletionContext, generated: Generated) -> Outcome {
     match postprocess::shape(&generated.text, ctx) {
-        Some(text) => Outcome::Completed { text, line_head: ctx.text.line_head.clone(), generated },
+        Some(text) => Outcome::Completed { text, line_head: ctx.text.line_head.clone(), generated, judged: None },
         None => Outcome::Empty(generated),
+    }
+}
+
+/// Passes a shaped outcome through `gate`: computes its features and score; a suggestion under
+/// the threshold goes to the router model when there is one (its answer is shown if it has
+/// one), else becomes [`Outcome::Filtered`].
+pub async fn judge(ctx: &CompletionContext, settings: &Settings, gate: &Gate, outcome: Outcome) -> Result<Outcome, EngineError> {
+    let Outcome::Completed { text, line_head, generated, .. } = outcome else { return Ok(outcome) };
+    let features = crate::quality::features(ctx, &generated, &text, gate.since_edit_ms);
+    let confidence = gate.filter.as_ref().and_then(|f| match f.score(&features) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!("the quality filter cannot score this suggestion: {e}");
+            None
+        }
+    });
+    let judged = Box::new(Judgement { features, confidence, routed: false });
+    if confidence.is_none_or(|p| p >= gate.min_confidence) {
+        return Ok(Outcome::Completed { text, line_head, generated, judged: Some(judged) });
+    }
+    let Some(router) = &gate.router else { return Ok(Outcome::Filtered { text, generated, judged }) };
+    let mut request = request_for(ctx, settings);
+    request.kv_cache_bytes /= 2;
+    match finish(ctx, router.generate(request).await?) {
+        Outcome::Completed { text, line_head, generated, .. } => {
+            let features = crate::quality::features(ctx, &generated, &text, gate.since_edit_ms);
+            Ok(Outcome::Completed { text, line_head, generated, judged: Some(Box::new(Judgement { features, confidence, routed: true })) })
+        }
+        _ => Ok(Outcome::Filtered { text, generated, judged }),
     }
 }
 
@@ -111,7 +167,8 @@ pub fn prepare(snapshot: &Snapshot, offset: ByteOffset, settings: &Settings, cro
 
 /// Completes at `offset` in `snapshot`. With `memory`, typing through the last suggestion (or
 /// the one being generated) is answered from it, and new suggestions are remembered; with
-/// `cross`, code from other files is shown to the model.
+/// `cross`, code from other files is shown to the model; with `gate`, each suggestion is judged
+/// before it is shown ([`judge`]).
 pub async fn complete(
     engine: &Engine,
     snapshot: &Snapshot,
@@ -119,10 +176,11 @@ pub async fn complete(
     settings: &Settings,
     memory: Option<&Arc<TypeThrough>>,
     cross: Option<&CrossFile>,
+    gate: Option<&Gate>,
 ) -> Result<Outcome, EngineError> {
     match prepare(snapshot, offset, settings, cross) {
         Decision::Skip(reason) => Ok(Outcome::Skipped(reason)),
-        Decision::Complete(ctx) => complete_prepared(engine, &ctx, settings, memory).await,
+        Decision::Complete(ctx) => complete_prepared(engine, &ctx, settings, memory, gate).await,
     }
 }
 
@@ -138,10 +196,14 @@ pub async fn complete_prepared(
     ctx: &CompletionContext,
     settings: &Settings,
     memory: Option<&Arc<TypeThrough>>,
+    gate: Option<&Gate>,
 ) -> Result<Outcome, EngineError> {
     let Some(memory) = memory else {
-        let generated = engine.generate(request_for(ctx, settings)).await?;
-        return Ok(finish(ctx, generated));
+        let outcome = finish(ctx, engine.generate(request_for(ctx, settings)).await?);
+        return match gate {
+            Some(gate) => judge(ctx, settings, gate, outcome).await,
+            None => Ok(outcome),
+        };
     };
     if let Some(text) = memory.answer(ctx) {
         return Ok(Outcome::TypedThrough { text, line_head: ctx.text.line_head.clone() });
@@ -157,9 +219,16 @@ pub async fn complete_prepared(
     }
     let (done, pending) = tokio::sync::watch::channel(None);
     memory.started(ctx, pending.clone());
+    if let Some(router) = gate.and_then(|g| g.router.as_ref()) {
+        router.cancel_running(); // a router answer for an earlier cursor is no longer wanted
+    }
     let (engine, ctx_owned, request, memory) = (engine.clone(), ctx.clone(), request_for(ctx, settings), Arc::clone(memory));
+    let (settings, gate) = (settings.clone(), gate.cloned());
     tokio::spawn(async move {
-        let outcome = engine.generate(request).await.map(|generated| finish(&ctx_owned, generated));
+        let mut outcome = engine.generate(request).await.map(|generated| finish(&ctx_owned, generated));
+        if let (Ok(shaped), Some(gate)) = (&outcome, &gate) {
+            outcome = judge(&ctx_owned, &settings, gate, shaped.clone()).await;
+        }
         if let Ok(Outcome::Completed { text, .. }) = &outcome {
             memory.remember(&ctx_owned, text);
         }

@@ -87,6 +87,16 @@ struct File {
     checks: Vec<Check>,
 }
 
+/// Where the filter that goes with `model` lives: `model.gguf` → `model.inkling-filter.json`; a
+/// Hugging Face folder → `<folder>/inkling-filter.json`.
+pub fn beside(model: &Path) -> PathBuf {
+    if model.is_dir() {
+        model.join("inkling-filter.json")
+    } else {
+        model.with_extension("inkling-filter.json")
+    }
+}
+
 /// A loaded, checked filter.
 #[derive(Debug)]
 pub struct Filter {
@@ -162,6 +172,11 @@ impl Filter {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many check examples the file carries (all reproduced, or it would not have loaded).
+    pub fn checks(&self) -> usize {
+        self.file.checks.len()
     }
 
     /// The threshold chosen when the filter was fitted (the `minConfidence` default).

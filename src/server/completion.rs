@@ -65,6 +65,7 @@ impl Server {
             filter_text: Some(full.lines().next().unwrap_or_default().to_string()),
             insert_text_format: Some(format),
             text_edit: Some(CompletionTextEdit::Edit(TextEdit { range: Range { start, end: s.cursor }, new_text })),
+            command: s.command,
             ..Default::default()
         };
         Ok(Some(CompletionResponse::List(CompletionList { is_incomplete: true, items: vec![item] })))

@@ -17,7 +17,7 @@ impl Server {
             insert_text: s.text,
             filter_text: None,
             range: Some(Range { start: s.cursor, end: s.cursor }),
-            command: None,
+            command: s.command,
             insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
         };
         Ok(Some(InlineCompletionResponse::List(InlineCompletionList { items: vec![item] })))

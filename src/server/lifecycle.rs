@@ -77,6 +77,10 @@ impl Server {
                     ..Default::default()
                 }),
                 inline_completion_provider: Some(OneOf::Left(true)),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: vec![super::quality::ACCEPTED_COMMAND.into()],
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             server_info: Some(ServerInfo { name: "inkling".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }),
@@ -95,6 +99,8 @@ impl Server {
         }
         self.documents.set_limits(self.document_limits());
         self.start_model_load(false);
+        self.apply_log_setting();
+        self.apply_router_setting();
         self.start_cross_file();
     }
 
@@ -115,11 +121,16 @@ impl Server {
                     // The thread pools were sized at start (`server::threads_requested`).
                     tracing::info!(threads = ?settings.threads, "the threads setting takes effect when the server next starts");
                 }
+                let filter_changed = settings.filter_path != before.filter_path;
                 self.update_config(|c| c.settings = settings);
                 self.documents.set_limits(self.document_limits());
                 if model_changed {
-                    self.start_model_load(true);
+                    self.start_model_load(true); // loads the model's filter too
+                } else if filter_changed {
+                    self.reload_filter();
                 }
+                self.apply_log_setting();
+                self.apply_router_setting();
             }
             Err(e) => {
                 self.client.show_message(MessageType::ERROR, format!("{e}. The previous settings stay in force.")).await;

@@ -4,8 +4,9 @@
 //! values to the layers below, and turns their answers back into LSP items. One file per concern:
 //! `lifecycle` (initialize/shutdown, capabilities, settings), `text_sync` (document
 //! notifications), `suggest` (the shared completion path), `inline_completion` and `completion`
-//! (the two ways a client asks), `model` (loading the model with progress), `workspace` (code
-//! from other files: indexing with progress, keeping the index in step with the documents),
+//! (the two ways a client asks), `model` (loading the model with progress), `quality` (the
+//! filter, the router model, the suggestion log and accepted items), `workspace` (code from
+//! other files: indexing with progress, keeping the index in step with the documents),
 //! `convert` (types), `transport` (the stdio framing guard).
 
 mod completion;
@@ -13,6 +14,7 @@ mod convert;
 mod inline_completion;
 mod lifecycle;
 mod model;
+mod quality;
 mod suggest;
 mod text_sync;
 pub mod transport;
@@ -40,13 +42,24 @@ pub struct ServerOptions {
     pub model: Option<PathBuf>,
     /// Builds the model backend; the real Qwen2 loader unless a test swaps it.
     pub loader: Loader,
+    /// Builds the router model's backend (`routerModelPath`).
+    pub router_loader: Loader,
     /// Answer from the visible suggestion while the user types through it.
     pub type_through: bool,
+    /// Where the suggestion log goes when `logSuggestions` is on (default:
+    /// [`crate::quality::log::default_path`]).
+    pub suggestion_log: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        ServerOptions { model: None, loader: Box::new(load_backend), type_through: true }
+        ServerOptions {
+            model: None,
+            loader: Box::new(load_backend),
+            router_loader: Box::new(load_backend),
+            type_through: true,
+            suggestion_log: None,
+        }
     }
 }
 
@@ -67,6 +80,10 @@ pub struct Server {
     client: Client,
     documents: Documents,
     engine: Engine,
+    /// The bigger model suggestions that score low go to (idle until `routerModelPath` is set).
+    router: Engine,
+    /// The filter, the router's state and the suggestion log.
+    quality: Arc<quality::Quality>,
     cli_model: Option<PathBuf>,
     type_through: Option<Arc<TypeThrough>>,
     /// Definitions and recent chunks from other files, with their indexer: set once, when the
@@ -83,6 +100,8 @@ impl Server {
             client,
             documents: Documents::default(),
             engine: Engine::spawn(options.loader),
+            router: Engine::spawn(options.router_loader),
+            quality: Arc::new(quality::Quality::new(options.suggestion_log)),
             cli_model: options.model,
             type_through: options.type_through.then(|| Arc::new(TypeThrough::default())),
             cross: OnceLock::new(),
@@ -199,5 +218,9 @@ impl LanguageServer for Server {
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         self.on_completion(params).await
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        self.on_execute_command(params)
     }
 }

@@ -10,7 +10,7 @@ use crate::{eval, models};
 
 impl Server {
     /// The model path: the client's setting, else `--model`, else the default in the cache.
-    fn model_path(&self) -> Option<std::path::PathBuf> {
+    pub(super) fn model_path(&self) -> Option<std::path::PathBuf> {
         self.config().settings.model_path.or_else(|| self.cli_model.clone()).or_else(models::default_model)
     }
 
@@ -28,6 +28,7 @@ impl Server {
         let client = self.client.clone();
         let progress = self.config().progress;
         let told = self.told_no_model.clone();
+        let (quality, filter_setting) = (self.quality.clone(), self.config().settings.filter_path);
         tokio::spawn(async move {
             let title = format!("inkling: loading {}", path.file_name().unwrap_or_default().to_string_lossy());
             let ongoing = if progress {
@@ -44,6 +45,9 @@ impl Server {
                 (Ok(desc), Some(p)) => p.finish_with_message(format!("ready: {desc}")).await,
                 (Err(_), Some(p)) => p.finish_with_message("failed").await,
                 _ => {}
+            }
+            if result.is_ok() {
+                super::quality::load_filter(&quality, &client, filter_setting, Some(path.clone())).await;
             }
             match result {
                 Ok(desc) if announce => client.show_message(MessageType::INFO, format!("inkling: now using {desc}")).await,

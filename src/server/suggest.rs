@@ -25,6 +25,8 @@ pub(super) struct Suggestion {
     pub snapshot: Snapshot,
     pub encoding: PositionEncoding,
     pub snippets: bool,
+    /// What the client runs when the user accepts it (while the suggestion log is on).
+    pub command: Option<Command>,
 }
 
 /// Longest wait for a model still loading, for a request the user asked for (an invoked inline
@@ -69,22 +71,23 @@ impl Server {
             }
             _ => return Ok(None),
         }
-        let outcome =
-            match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, self.type_through.as_ref(), self.cross()).await {
-                Ok(o) => o,
-                Err(EngineError::Cancelled) => return Err(Error::request_cancelled()),
-                Err(EngineError::NoModel(why)) => {
-                    if self.first_no_model_notice() {
-                        self.client.show_message(MessageType::ERROR, format!("inkling: {why}")).await;
-                    }
-                    return Ok(None);
+        let gate = self.gate(&uri);
+        let memory = self.type_through.as_ref();
+        let outcome = match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, memory, self.cross(), Some(&gate)).await {
+            Ok(o) => o,
+            Err(EngineError::Cancelled) => return Err(Error::request_cancelled()),
+            Err(EngineError::NoModel(why)) => {
+                if self.first_no_model_notice() {
+                    self.client.show_message(MessageType::ERROR, format!("inkling: {why}")).await;
                 }
-                Err(e) => {
-                    tracing::error!("completion failed: {e}");
-                    self.client.log_message(MessageType::ERROR, format!("inkling: {e}")).await;
-                    return Ok(None);
-                }
-            };
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::error!("completion failed: {e}");
+                self.client.log_message(MessageType::ERROR, format!("inkling: {e}")).await;
+                return Ok(None);
+            }
+        };
         if let Outcome::Completed { generated, .. } | Outcome::Empty(generated) = &outcome {
             tracing::debug!(
                 line = pos.line,
@@ -98,8 +101,14 @@ impl Server {
                 "completion"
             );
         }
-        let (text, line_head) = match outcome {
-            Outcome::Completed { text, line_head, .. } | Outcome::TypedThrough { text, line_head } => (text, line_head),
+        let (text, line_head, judged, typed_through) = match outcome {
+            Outcome::Completed { text, line_head, judged, .. } => (text, line_head, judged, false),
+            Outcome::TypedThrough { text, line_head } => (text, line_head, None, true),
+            Outcome::Filtered { text, judged, .. } => {
+                tracing::debug!(confidence = ?judged.confidence, "suggestion filtered");
+                self.filtered(&uri, pos.line, &text, &judged);
+                return Ok(None);
+            }
             Outcome::Skipped(_) | Outcome::Empty(_) => return Ok(None),
         };
         // The user typed while we worked: this answer belongs to an older text.
@@ -108,6 +117,7 @@ impl Server {
             return Ok(None);
         }
         let cursor = position(line_col_of(&snapshot.text, offset, config.encoding));
-        Ok(Some(Suggestion { text, line_head, cursor, offset, snapshot, encoding: config.encoding, snippets: config.snippets }))
+        let command = self.shown(&uri, pos.line, &text, judged.as_deref(), typed_through);
+        Ok(Some(Suggestion { text, line_head, cursor, offset, snapshot, encoding: config.encoding, snippets: config.snippets, command }))
     }
 }

@@ -17,6 +17,7 @@ impl Server {
         let doc = params.text_document;
         let key = uri_key(&doc.uri);
         let result = self.documents.open(&key, &doc.language_id, &doc.text, doc.version);
+        self.quality.edited(&key);
         if result.is_ok() {
             if let Some(snapshot) = self.documents.snapshot(&key) {
                 self.cross_file_opened(snapshot);
@@ -36,6 +37,7 @@ impl Server {
         let encoding = self.config().encoding;
         let edited_line = changes.last().and_then(|c| c.range).map(|r| r.start.line as usize);
         let result = self.documents.change(&uri, params.text_document.version, &changes, encoding);
+        self.quality.edited(&uri);
         if let (Ok(()), Some(line)) = (&result, edited_line) {
             if let Some(snapshot) = self.documents.snapshot(&uri) {
                 self.cross_file_edited(&snapshot, line);

@@ -31,7 +31,12 @@ impl TestServer {
 
     /// Like [`TestServer::start`]; `type_through` turns on answering from the visible suggestion.
     pub async fn start_with(script: Script, per_token: Duration, type_through: bool) -> TestServer {
-        Self::start_options(ServerOptions { model: Some("fake-model".into()), loader: loader(script, per_token), type_through })
+        Self::start_options(ServerOptions {
+            model: Some("fake-model".into()),
+            loader: loader(script, per_token),
+            type_through,
+            ..ServerOptions::default()
+        })
     }
 
     /// A server whose model at `model` is loaded by `loader`.
@@ -39,7 +44,7 @@ impl TestServer {
         Self::start_options(ServerOptions { model: Some(model.into()), loader, ..ServerOptions::default() })
     }
 
-    fn start_options(options: ServerOptions) -> TestServer {
+    pub fn start_options(options: ServerOptions) -> TestServer {
         let (service, socket) = build_service(options);
         let (tx, from_server) = mpsc::unbounded_channel();
         let (mut requests, mut responses) = socket.split();
@@ -68,6 +73,14 @@ impl TestServer {
     pub async fn ready_loader(loader: Loader, model: &str, options: Value) -> TestServer {
         let mut s = TestServer::start_loader(loader, model).await;
         s.initialize(json!({}), options).await;
+        s
+    }
+
+    /// Starts with `options`, initializes (utf-16) with the client's `settings`, and waits until
+    /// the model is ready.
+    pub async fn ready_options(options: ServerOptions, settings: Value) -> TestServer {
+        let mut s = TestServer::start_options(options);
+        s.initialize(json!({}), settings).await;
         s
     }
 

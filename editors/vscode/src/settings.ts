@@ -24,7 +24,14 @@ export const SERVER_OPTION_NAMES = [
     'maxContextTokens',
     'maxIndexFiles',
     'kvCacheMb',
+    'filterPath',
+    'minConfidence',
+    'routerModelPath',
+    'logSuggestions',
 ] as const;
+
+/** Path options the server reads "" of as "none" or "the default": a cleared setting is sent as "". */
+const PATH_OPTIONS: readonly string[] = ['modelPath', 'filterPath', 'routerModelPath'];
 
 export type ServerOptionName = (typeof SERVER_OPTION_NAMES)[number];
 
@@ -40,16 +47,17 @@ export type ServerOptions = { [K in ServerOptionName]?: unknown };
  * The options object sent as `initializationOptions` and, wrapped as `{ inkling: ... }`, in
  * `workspace/didChangeConfiguration`.
  *
- * The server reads `null` as "keep the current value". An empty `modelPath` is sent as `""`,
- * which the server reads as "the default model", so clearing the setting really resets it.
+ * The server reads `null` as "keep the current value". An empty `modelPath` (`filterPath`,
+ * `routerModelPath`) is sent as `""`, which the server reads as "the default model" ("the filter
+ * beside the model", "no router"), so clearing the setting really resets it.
  * `threads` has no such reset value; it only takes effect when the server starts anyway.
  */
 export function serverOptions(read: ReadSetting): ServerOptions {
     const out: ServerOptions = {};
     for (const name of SERVER_OPTION_NAMES) {
         const value = read(name);
-        if (name === 'modelPath') {
-            out.modelPath = typeof value === 'string' ? value.trim() : '';
+        if (PATH_OPTIONS.includes(name)) {
+            out[name] = typeof value === 'string' ? value.trim() : '';
         } else if (value !== undefined && value !== null) {
             out[name] = value;
         }
