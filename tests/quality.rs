@@ -211,3 +211,37 @@ async fn the_server_logs_the_features_inkling_eval_records_for_the_same_cursor()
     assert!(!recorded.dense.is_empty());
     assert_eq!(logged, recorded, "the same features for the same cursor");
 }
+
+/// The router model's fake answer.
+fn big_model(_: &inkling::engine::GenerateRequest) -> String {
+    "'from the big model'".into()
+}
+
+#[tokio::test]
+async fn a_suggestion_that_scores_low_goes_to_the_router_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("fake.gguf");
+    std::fs::write(model.with_extension("inkling-filter.json"), long_is_good()).unwrap();
+    let log = dir.path().join("suggestions.jsonl");
+    let options =
+        ServerOptions { router_loader: loader(big_model, Duration::ZERO), ..options(loader(echo_line_head, Duration::ZERO), &model, &log) };
+    let settings = json!({"routerModelPath": dir.path().join("big.gguf"), "logSuggestions": true});
+    let mut s = TestServer::ready_options(options, settings).await;
+    message_containing(&mut s, "router model ready").await;
+    s.open(URI, "python", DOC).await;
+    // 'x =' scores low: the big model answers instead; the long one is the first model's.
+    assert_eq!(items(&mut s, 0).await[0]["insertText"], "'from the big model'");
+    assert_eq!(items(&mut s, 1).await[0]["insertText"], "'long_variable_name ='");
+    let entries = log_lines(&log);
+    assert_eq!(entries[0]["routed"], true);
+    assert!(entries[0]["confidence"].as_f64().unwrap() < 0.5, "the first model's score: {}", entries[0]);
+    assert_eq!(entries[1]["routed"], false);
+
+    // A router model that cannot load is said, and low scores are kept back again.
+    s.notify("workspace/didChangeConfiguration", json!({"settings": {"routerModelPath": dir.path().join("missing.gguf")}})).await;
+    assert_eq!(message_containing(&mut s, "could not load the router model").await, "window/showMessage");
+    let other = "file:///work/other.py";
+    s.open(other, "python", DOC).await;
+    let r = s.request("textDocument/inlineCompletion", inline(other, 0, 4)).await.expect("ok");
+    assert_eq!(r["items"], json!([]), "{r}");
+}
