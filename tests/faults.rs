@@ -324,6 +324,18 @@ fn a_prompt_larger_than_the_model_cache_is_a_clear_error_and_an_empty_answer() {
     c.shutdown();
 }
 
+/// The server's "ready with …" log message (the model loaded), waited for.
+fn ready_message(c: &mut ProcClient) -> String {
+    c.wait_for(
+        |m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("ready with")),
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|| panic!("no ready message: {:?}", c.log_messages()))["params"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
 /// A tuned model's evaluation record (`inkling eval --record`) is said with the model's name
 /// when it loads; a record that cannot be read is left out and the model loads all the same.
 #[test]
@@ -345,19 +357,9 @@ fn a_tuned_models_evaluation_record_is_shown_when_it_loads() {
         }],
     };
     inkling::eval::record::write(&record, &model).unwrap();
-    let ready = |c: &mut ProcClient| -> String {
-        c.wait_for(
-            |m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("ready with")),
-            Duration::from_secs(60),
-        )
-        .unwrap_or_else(|| panic!("no ready message: {:?}", c.log_messages()))["params"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    };
     let mut c = ProcClient::serve(&["--model", model.to_str().unwrap()]);
     c.initialize(caps(), json!({}));
-    let message = ready(&mut c);
+    let message = ready_message(&mut c);
     assert!(
         message.contains("tuned.gguf")
             && message.contains("fine-tuned, held-out EM 0.250 → 0.400 (+0.150, 95% CI +0.050…+0.250) on 120 cursors of peft"),
@@ -368,7 +370,7 @@ fn a_tuned_models_evaluation_record_is_shown_when_it_loads() {
     std::fs::write(inkling::eval::record::record_path(&model), "{broken").unwrap();
     let mut c = ProcClient::serve(&["--model", model.to_str().unwrap()]);
     c.initialize(caps(), json!({}));
-    let message = ready(&mut c);
+    let message = ready_message(&mut c);
     assert!(message.contains("tuned.gguf") && !message.contains("fine-tuned"), "{message}");
     assert!(c.shown_messages().is_empty(), "{:?}", c.shown_messages());
     c.shutdown();
@@ -381,16 +383,6 @@ fn a_tuned_models_evaluation_record_is_shown_when_it_loads() {
 fn the_threads_setting_in_initialize_sizes_the_model_and_the_flag_wins() {
     let tiny = inkling::engine::testing::tiny_model_path();
     let tiny = tiny.to_str().unwrap();
-    let ready_message = |c: &mut ProcClient| -> String {
-        c.wait_for(
-            |m| m["method"] == "window/logMessage" && m["params"]["message"].as_str().is_some_and(|t| t.contains("ready with")),
-            Duration::from_secs(60),
-        )
-        .unwrap_or_else(|| panic!("no ready message: {:?}", c.log_messages()))["params"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .to_string()
-    };
     // Without the variables the test runner may have set, so only the setting decides.
     let clean = |mut cmd: std::process::Command| {
         cmd.env_remove("RAYON_NUM_THREADS").env_remove("CANDLE_NUM_THREADS");

@@ -3,7 +3,7 @@
 //! written only when asked for (shown, accepted, dismissed, filtered), and the features the
 //! server logs are the ones `inkling eval` records for the same cursor.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -39,6 +39,15 @@ fn options(loader: Loader, model: &Path, log: &Path) -> ServerOptions {
     ServerOptions { model: Some(model.to_path_buf()), loader, suggestion_log: Some(log.to_path_buf()), ..ServerOptions::default() }
 }
 
+/// A folder with a fake model whose filter file beside it holds `filter`; the log's path.
+fn with_filter(filter: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("fake.gguf");
+    std::fs::write(model.with_extension("inkling-filter.json"), filter).unwrap();
+    let log = dir.path().join("state/suggestions.jsonl");
+    (dir, model, log)
+}
+
 fn log_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -67,10 +76,7 @@ async fn message_containing(s: &mut TestServer, needle: &str) -> String {
 
 #[tokio::test]
 async fn the_filter_beside_the_model_keeps_low_scores_back_and_the_log_says_what_happened() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("fake.gguf");
-    std::fs::write(model.with_extension("inkling-filter.json"), long_is_good()).unwrap();
-    let log = dir.path().join("state/suggestions.jsonl");
+    let (_dir, model, log) = with_filter(&long_is_good());
     let mut s = TestServer::ready_options(options(loader(echo_line_head, Duration::ZERO), &model, &log), json!({})).await;
     assert_eq!(message_containing(&mut s, "quality filter").await, "window/logMessage");
     s.open(URI, "python", DOC).await;
@@ -125,10 +131,7 @@ async fn the_filter_beside_the_model_keeps_low_scores_back_and_the_log_says_what
 
 #[tokio::test]
 async fn a_broken_filter_is_said_once_and_suggestions_are_shown_unfiltered() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("fake.gguf");
-    std::fs::write(model.with_extension("inkling-filter.json"), "{broken").unwrap();
-    let log = dir.path().join("suggestions.jsonl");
+    let (dir, model, log) = with_filter("{broken");
     let mut s = TestServer::ready_options(options(loader(echo_line_head, Duration::ZERO), &model, &log), json!({})).await;
     assert_eq!(message_containing(&mut s, "shown unfiltered").await, "window/showMessage");
     s.open(URI, "python", DOC).await;
@@ -219,10 +222,7 @@ fn big_model(_: &inkling::engine::GenerateRequest) -> String {
 
 #[tokio::test]
 async fn a_suggestion_that_scores_low_goes_to_the_router_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("fake.gguf");
-    std::fs::write(model.with_extension("inkling-filter.json"), long_is_good()).unwrap();
-    let log = dir.path().join("suggestions.jsonl");
+    let (dir, model, log) = with_filter(&long_is_good());
     let options =
         ServerOptions { router_loader: loader(big_model, Duration::ZERO), ..options(loader(echo_line_head, Duration::ZERO), &model, &log) };
     let settings = json!({"routerModelPath": dir.path().join("big.gguf"), "logSuggestions": true});

@@ -2,7 +2,7 @@
 
 The same code runs on CPU, one GPU, or several GPUs under ``accelerate launch``. One *step*
 is one optimizer update (``grad_accum`` micro-batches per process). Every ``eval_every``
-steps the held-out loss is computed; the best adapter so far is kept in
+steps the validation loss is computed; the best adapter so far is kept in
 ``<output_dir>/adapter`` and training stops early after ``early_stopping_patience``
 evaluations without improvement. Every ``save_every`` steps a checkpoint (adapter,
 optimizer, scheduler, step, RNG states, history) is written under
@@ -138,7 +138,7 @@ def completion_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.T
 
 @torch.no_grad()
 def evaluate(model: Any, loader: Any, accelerator: Any) -> float:
-    """Mean loss per completion token over the held-out loader."""
+    """Mean loss per completion token over the validation loader."""
     model.eval()
     total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
     for batch in loader:
@@ -202,7 +202,7 @@ def _finite(x: float) -> float | None:
 
 
 def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
-    """Train and held-out loss against the step."""
+    """Train and validation loss against the step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -214,7 +214,7 @@ def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
     if train:
         ax.plot(*zip(*train), label="train", linewidth=1)
     if heldout:
-        ax.plot(*zip(*heldout), label="held-out", marker="o", linewidth=1.5)
+        ax.plot(*zip(*heldout), label="validation", marker="o", linewidth=1.5)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss per completion token")
     ax.grid(alpha=0.3)
@@ -261,11 +261,11 @@ def train(cfg: Config, resume: bool = False, max_steps: int | None = None,
         rng = random.Random(cfg.train.seed)
         rng.shuffle(heldout_examples)
         heldout_examples = heldout_examples[:cfg.data.max_heldout_examples]
-    heldout_set = D.EncodedDataset(D.encode_all(heldout_examples, tokenizer, cfg.data.max_seq_len, eos, "heldout"))
+    heldout_set = D.EncodedDataset(D.encode_all(heldout_examples, tokenizer, cfg.data.max_seq_len, eos, eval_file.stem))
     if len(train_set) == 0:
         raise D.DataError(f"{cfg.train_path}: no usable training examples")
     if len(heldout_set) == 0:
-        log.warning("no held-out examples: no evaluation and no early stopping")
+        log.warning("no validation examples: no evaluation and no early stopping")
 
     collate = D.Collator(D.pad_id(tokenizer, eos))
     generator = torch.Generator().manual_seed(cfg.train.seed)
@@ -304,7 +304,7 @@ def train(cfg: Config, resume: bool = False, max_steps: int | None = None,
         return json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
 
     if accelerator.is_main_process:
-        log.info("training: %d examples (%d tokens), %d held-out, %d steps of %d x %d x %d sequences, "
+        log.info("training: %d examples (%d tokens), %d for validation, %d steps of %d x %d x %d sequences, "
                  "warm-up %d", len(train_set), train_set.tokens(), len(heldout_set), total_steps,
                  cfg.train.batch_size, cfg.train.grad_accum, accelerator.num_processes, warmup)
     model.train()
@@ -348,7 +348,7 @@ def train(cfg: Config, resume: bool = False, max_steps: int | None = None,
             state.epoch += 1
             state.batch_in_epoch = 0
 
-    # The exported adapter is the best by held-out loss, else the last one.
+    # The exported adapter is the best by validation loss, else the last one.
     if not (cfg.adapter_dir / "adapter_model.safetensors").exists() or not math.isfinite(state.best_eval):
         _save_adapter(model, accelerator, cfg.adapter_dir, tokenizer, cfg, state.step)
     elapsed = time.time() - started
@@ -357,7 +357,7 @@ def train(cfg: Config, resume: bool = False, max_steps: int | None = None,
              "adapter": str(cfg.adapter_dir)}
     if accelerator.is_main_process:
         write_metrics(cfg, state, extra)
-        log.info("done at step %d; best held-out loss %s at step %d; adapter in %s", state.step,
+        log.info("done at step %d; best validation loss %s at step %d; adapter in %s", state.step,
                  _finite(state.best_eval), state.best_step, cfg.adapter_dir)
     accelerator.wait_for_everyone()
     return {"step": state.step, "best_eval_loss": _finite(state.best_eval), "best_step": state.best_step,
@@ -382,7 +382,7 @@ def _after_step(cfg: Config, state: State, model: Any, optimizer: Any, scheduler
             state.bad_evals += 1
             if cfg.train.early_stopping_patience and state.bad_evals >= cfg.train.early_stopping_patience:
                 state.stopped_early = stop = True
-                log.info("early stopping at step %d: no better held-out loss for %d evaluations "
+                log.info("early stopping at step %d: no better validation loss for %d evaluations "
                          "(best %.4f at step %d)", state.step, state.bad_evals, state.best_eval, state.best_step)
     elapsed = time.time() - started
     entry["elapsed_s"] = round(elapsed, 2)

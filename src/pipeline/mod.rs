@@ -57,6 +57,18 @@ pub struct Gate {
     pub since_edit_ms: Option<f64>,
 }
 
+impl Gate {
+    /// The engine job for `ctx` when this gate is in the way: with a router model, the two
+    /// models share `kvCacheMb`.
+    fn request_for(&self, ctx: &CompletionContext, settings: &Settings) -> GenerateRequest {
+        let mut request = request_for(ctx, settings);
+        if self.router.is_some() {
+            request.kv_cache_bytes /= 2;
+        }
+        request
+    }
+}
+
 /// What the gate saw of one suggestion.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Judgement {
@@ -123,9 +135,7 @@ pub async fn judge(ctx: &CompletionContext, settings: &Settings, gate: &Gate, ou
         return Ok(Outcome::Completed { text, line_head, generated, judged: Some(judged) });
     }
     let Some(router) = &gate.router else { return Ok(Outcome::Filtered { text, generated, judged }) };
-    let mut request = request_for(ctx, settings);
-    request.kv_cache_bytes /= 2;
-    match finish(ctx, router.generate(request).await?) {
+    match finish(ctx, router.generate(gate.request_for(ctx, settings)).await?) {
         Outcome::Completed { text, line_head, generated, .. } => {
             let features = crate::quality::features(ctx, &generated, &text, gate.since_edit_ms);
             Ok(Outcome::Completed { text, line_head, generated, judged: Some(Box::new(Judgement { features, confidence, routed: true })) })
@@ -198,8 +208,13 @@ pub async fn complete_prepared(
     memory: Option<&Arc<TypeThrough>>,
     gate: Option<&Gate>,
 ) -> Result<Outcome, EngineError> {
+    // Built only when the model runs (not for keystrokes answered from memory).
+    let request = || match gate {
+        Some(gate) => gate.request_for(ctx, settings),
+        None => request_for(ctx, settings),
+    };
     let Some(memory) = memory else {
-        let outcome = finish(ctx, engine.generate(request_for(ctx, settings)).await?);
+        let outcome = finish(ctx, engine.generate(request()).await?);
         return match gate {
             Some(gate) => judge(ctx, settings, gate, outcome).await,
             None => Ok(outcome),
@@ -222,7 +237,7 @@ pub async fn complete_prepared(
     if let Some(router) = gate.and_then(|g| g.router.as_ref()) {
         router.cancel_running(); // a router answer for an earlier cursor is no longer wanted
     }
-    let (engine, ctx_owned, request, memory) = (engine.clone(), ctx.clone(), request_for(ctx, settings), Arc::clone(memory));
+    let (engine, ctx_owned, request, memory) = (engine.clone(), ctx.clone(), request(), Arc::clone(memory));
     let (settings, gate) = (settings.clone(), gate.cloned());
     tokio::spawn(async move {
         let mut outcome = engine.generate(request).await.map(|generated| finish(&ctx_owned, generated));
