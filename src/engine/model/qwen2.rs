@@ -274,8 +274,15 @@ mod tests {
 
     #[test]
     fn long_inputs_run_in_chunks_with_the_same_result() {
-        let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 1024).unwrap().0;
-        model.set_dense_prefill(false);
+        // f32 weights: this checks the chunks' offsets, masks and cache, not the kernels. With
+        // 8-bit activations, the float rounding of attention (which differs with the number of
+        // rows in a pass) can move a value across a quantization step, and the jump then grows
+        // through the layers: after a few hundred positions the quantized tiny model's logits
+        // differ by up to 0.2 between chunkings.
+        let dir = tempfile::tempdir().unwrap();
+        let opts = testing::TinyOptions { quantized: false, ..testing::TinyOptions::default() };
+        let path = testing::write_tiny_gguf(dir.path(), 42, opts).unwrap();
+        let mut model = Qwen2::load(&path, &Device::Cpu, 1024).unwrap().0;
         let n = PREFILL_CHUNK + 150;
         let all = tokens(n, 9);
         let rows = model.forward_all(&all).unwrap();
