@@ -92,9 +92,6 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def _filter(args: argparse.Namespace) -> int:
     from . import filter as F
@@ -111,3 +108,7 @@ def _filter(args: argparse.Namespace) -> int:
               f"share of the big model's gain {r['share_of_gain']:.0%}  latency vs big {r['ms_vs_big']:.0%}")
     print(f"wrote {out / 'filter.json'}, {out / 'coverage.json'} and {out / 'coverage.png'}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

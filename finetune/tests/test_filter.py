@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,19 @@ def test_the_filter_beats_showing_everything_and_the_log_probability_alone(fitte
     assert half["gain_over_all"][1] > 0, half
     assert half["filter"] > half["logprob"], half
     assert result["test_suggestions"] > 250 and result["train_suggestions"] > 350
+
+
+def test_the_command_fits_and_writes_the_filter(tmp_path: Path) -> None:
+    """`python -m inkling_finetune filter`, as the README runs it."""
+    train = write_results(tmp_path / "t.json", "a", [f"a/t{i}.py" for i in range(10)], 200, seed=8)
+    test = write_results(tmp_path / "h.json", "a", [f"a/h{i}.py" for i in range(5)], 120, seed=9)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "inkling_finetune", "filter", "--train", str(train), "--test", str(test),
+                          "--out", str(out)], capture_output=True, text=True, timeout=300,
+                         cwd=Path(F.__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    assert "minConfidence" in run.stdout and "test suggestions" in run.stdout
+    assert json.loads((out / "filter.json").read_text())["format"] == F.FORMAT
 
 
 def test_files_in_both_the_training_and_the_test_runs_are_refused(tmp_path: Path) -> None:
