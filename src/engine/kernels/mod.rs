@@ -11,9 +11,14 @@
 //!
 //! Prefill chunks of many rows do not come here: they are compute-bound, and a blocked f32 GEMM
 //! does better (see `model::weights::DENSE_PREFILL_MIN_ROWS`).
+//!
+//! [`attention`] is the other kernel of a decoding step: a few query rows over the f32 KV cache.
 
+pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_attention;
 pub mod formats;
 #[cfg(test)]
 mod tests;
@@ -57,13 +62,19 @@ pub fn available() -> bool {
 /// `=own` uses them for K-quants too.
 pub fn preferred_for(format: Format) -> bool {
     let choice = std::env::var("INKLING_CPU_KERNELS").unwrap_or_default();
-    if !available() || choice == "candle" {
+    if !attention_preferred() {
         return false;
     }
     match format {
         Format::Q8_0 | Format::Q5_0 => true,
         Format::Q4K | Format::Q6K => choice == "own" || !candle_has_vnni(),
     }
+}
+
+/// Whether a model loaded now should run the attention of short steps on [`attention`]: where
+/// the CPU has the kernels, unless `INKLING_CPU_KERNELS=candle`.
+pub fn attention_preferred() -> bool {
+    available() && std::env::var("INKLING_CPU_KERNELS").map_or(true, |c| c != "candle")
 }
 
 fn candle_has_vnni() -> bool {

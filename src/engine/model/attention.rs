@@ -5,12 +5,16 @@
 //! share a K/V head are folded into the row axis, `[1, heads, n, d]` → `[1, kv_heads,
 //! groups·n, d]`, so one batched matmul per K/V head serves the whole group. The `[n, offset+n]`
 //! causal mask is broadcast over the groups by viewing the score rows as `(group, query)`.
+//! Short steps on the CPU (decoding, a speculative check: up to
+//! [`kernels::attention::MAX_ROWS`] rows) skip all of that: the project's kernel reads the
+//! cache where it lies and builds no mask or score tensor.
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{CpuStorage, DType, Device, Layout, Storage, Tensor, D};
 
 use super::config::ModelConfig;
 use super::kv_cache::KvCache;
 use super::weights::LayerWeights;
+use crate::engine::kernels;
 
 /// The attention sub-layer of one block, for one forward call.
 pub struct Attention<'a> {
@@ -21,6 +25,9 @@ pub struct Attention<'a> {
     /// RoPE tables narrowed to the new positions, `[n, head_dim / 2]`.
     pub cos: &'a Tensor,
     pub sin: &'a Tensor,
+    /// Whether short steps attend on the project's kernel ([`kernels::attention`]) rather than
+    /// candle's matmuls.
+    pub own_kernel: bool,
 }
 
 impl Attention<'_> {
@@ -40,6 +47,10 @@ impl Attention<'_> {
         let q = candle_nn::rotary_emb::rope(&q, self.cos, self.sin)?;
         let k = candle_nn::rotary_emb::rope(&k, self.cos, self.sin)?;
         let (k, v) = cache.append(self.index, &k, &v)?; // [1, kv_heads, offset + n, d]
+        if self.own_kernel && n <= kernels::attention::MAX_ROWS && x.device().is_cpu() && k.dtype() == DType::F32 {
+            let y = self.attend_on_kernel(&q, &k, &v)?;
+            return self.layer.o.forward(&y);
+        }
 
         // Query head j uses K/V head j / groups, so consecutive query heads share a K/V head
         // and fold into rows: [1, kv_heads, groups·n, d].
@@ -58,6 +69,38 @@ impl Attention<'_> {
         let y = y.reshape((1, heads, n, d))?.transpose(1, 2)?.reshape((1, n, heads * d))?;
         self.layer.o.forward(&y)
     }
+}
+
+impl Attention<'_> {
+    /// Attention of the new rows on [`kernels::attention`], reading the cache in place. `q` is
+    /// `[1, heads, n, d]` (rotated), `k`/`v` the cache's views of `[1, kv_heads, offset + n, d]`.
+    fn attend_on_kernel(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> candle_core::Result<Tensor> {
+        let _span = tracing::trace_span!("own_attention").entered();
+        let (_, heads, n, d) = q.dims4()?;
+        let (_, kv_heads, total, _) = k.dims4()?;
+        let shape = kernels::attention::Shape { heads, kv_heads, head_dim: d, rows: n, offset: total - n };
+        let q = q.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0f32; q.len()];
+        let (k_storage, k_layout) = k.storage_and_layout();
+        let (v_storage, v_layout) = v.storage_and_layout();
+        let keys = kv_view(&k_storage, k_layout, d)?;
+        let values = kv_view(&v_storage, v_layout, d)?;
+        kernels::attention::attend(shape, &q, keys, values, &mut out)?;
+        Tensor::from_vec(out, (1, n, heads * d), k.device())
+    }
+}
+
+/// The cache's f32 storage behind a `[1, kv_heads, len, d]` view whose rows of `d` values lie
+/// one after the other within each head (as [`KvCache`] keeps them).
+fn kv_view<'a>(storage: &'a Storage, layout: &Layout, d: usize) -> candle_core::Result<kernels::attention::KvView<'a>> {
+    let stride = layout.stride();
+    let (Storage::Cpu(CpuStorage::F32(data)), [_, head_stride, row, 1]) = (storage, stride) else {
+        candle_core::bail!("the KV cache is not f32 rows on the CPU (strides {stride:?})");
+    };
+    if *row != d {
+        candle_core::bail!("KV cache rows of stride {row} for heads of {d} values");
+    }
+    Ok(kernels::attention::KvView { data: &data[layout.start_offset()..], head_stride: *head_stride })
 }
 
 /// SwiGLU MLP: `down(silu(gate(x)) * up(x))`.

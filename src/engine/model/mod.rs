@@ -115,9 +115,16 @@ impl Qwen2 {
         self.model.weights_mut().set_dense_min_rows(rows);
     }
 
-    /// Turns the project's CPU kernels off or back on (see [`weights::Weights::set_own_kernels`]).
+    /// Turns the project's CPU kernels off or back on (see [`weights::Weights::set_own_kernels`]),
+    /// the attention kernel of short steps with them.
     pub fn set_own_kernels(&mut self, on: bool) {
-        self.model.weights_mut().set_own_kernels(on)
+        self.model.weights_mut().set_own_kernels(on);
+        self.model.set_own_attention(on);
+    }
+
+    /// Turns the attention kernel of short steps off or back on, alone (to measure and test it).
+    pub fn set_own_attention(&mut self, on: bool) {
+        self.model.set_own_attention(on);
     }
 
     /// Runs `tokens` at positions `cached_len()..cached_len()+tokens.len()`, appending to the

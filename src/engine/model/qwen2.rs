@@ -26,6 +26,8 @@ pub struct Model {
     /// The final hidden states (after the last norm, `[rows, hidden]`) of the positions whose
     /// logits the last pass with logits returned, in the same order.
     last_hidden: Option<Tensor>,
+    /// Whether short steps attend on the project's kernel (see [`super::attention`]).
+    own_attention: bool,
 }
 
 impl Model {
@@ -33,7 +35,8 @@ impl Model {
     pub fn new(cfg: ModelConfig, weights: Weights, max_ctx: usize, device: &Device) -> candle_core::Result<Self> {
         let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_theta, max_ctx, device)?;
         let cache = KvCache::new(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, max_ctx, DType::F32, device)?;
-        Ok(Self { cfg, weights, cache, cos, sin, device: device.clone(), last_hidden: None })
+        let own_attention = device.is_cpu() && crate::engine::kernels::attention_preferred();
+        Ok(Self { cfg, weights, cache, cos, sin, device: device.clone(), last_hidden: None, own_attention })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -46,6 +49,12 @@ impl Model {
 
     pub fn weights_mut(&mut self) -> &mut Weights {
         &mut self.weights
+    }
+
+    /// Turns the attention kernel off (candle's matmuls for every step) or back to the choice
+    /// made at load.
+    pub fn set_own_attention(&mut self, on: bool) {
+        self.own_attention = on && self.device.is_cpu() && crate::engine::kernels::attention_preferred();
     }
 
     pub fn cache_mut(&mut self) -> &mut KvCache {
@@ -145,7 +154,7 @@ impl Model {
         for (index, layer) in self.weights.layers.iter().enumerate() {
             let _span = tracing::trace_span!("layer", index).entered();
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
-            let attn = Attention { cfg: &self.cfg, layer, index, cos: &cos, sin: &sin };
+            let attn = Attention { cfg: &self.cfg, layer, index, cos: &cos, sin: &sin, own_kernel: self.own_attention };
             let h = attn.forward(&h, &mut self.cache, mask.as_ref())?;
             x = (x + h)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
@@ -196,6 +205,12 @@ mod tests {
         let mut model = Qwen2::load(&testing::tiny_model_path(), &Device::Cpu, 128).unwrap().0;
         model.set_dense_prefill(false);
         model
+    }
+
+    /// The tiny model with f32 weights (no 8-bit rounding of activations), context 1,024.
+    fn tiny_f32(dir: &std::path::Path) -> Qwen2 {
+        let opts = testing::TinyOptions { quantized: false, ..testing::TinyOptions::default() };
+        Qwen2::load(&testing::write_tiny_gguf(dir, 42, opts).unwrap(), &Device::Cpu, 1024).unwrap().0
     }
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -280,9 +295,7 @@ mod tests {
         // through the layers: after a few hundred positions the quantized tiny model's logits
         // differ by up to 0.2 between chunkings.
         let dir = tempfile::tempdir().unwrap();
-        let opts = testing::TinyOptions { quantized: false, ..testing::TinyOptions::default() };
-        let path = testing::write_tiny_gguf(dir.path(), 42, opts).unwrap();
-        let mut model = Qwen2::load(&path, &Device::Cpu, 1024).unwrap().0;
+        let mut model = tiny_f32(dir.path());
         let n = PREFILL_CHUNK + 150;
         let all = tokens(n, 9);
         let rows = model.forward_all(&all).unwrap();
@@ -299,6 +312,26 @@ mod tests {
         model.truncate(0);
         let last = model.forward_last(&all).unwrap();
         assert!(max_abs_diff(&rows.narrow(0, n - 1, 1).unwrap(), &last) < 1e-4);
+    }
+
+    #[test]
+    fn the_attention_kernel_agrees_with_candles_matmuls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut own, mut candle) = (tiny_f32(dir.path()), tiny_f32(dir.path()));
+        candle.set_own_attention(false);
+        let all = tokens(320, 5);
+        // A prefill (candle's matmuls on both), then decoding steps and a speculative check of
+        // several rows on the kernel.
+        own.forward_last(&all[..300]).unwrap();
+        candle.forward_last(&all[..300]).unwrap();
+        for range in [300..301, 301..307, 307..308, 308..320] {
+            let (a, b) = (own.forward_all(&all[range.clone()]).unwrap(), candle.forward_all(&all[range.clone()]).unwrap());
+            let diff = max_abs_diff(&a, &b);
+            assert!(diff < 1e-4, "{range:?}: diff {diff}");
+            if crate::engine::kernels::attention_preferred() {
+                assert!(diff > 0.0, "{range:?}: the kernel was not used");
+            }
+        }
     }
 
     #[test]
