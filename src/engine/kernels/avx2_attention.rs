@@ -12,6 +12,8 @@
 
 use std::arch::x86_64::*;
 
+use super::avx2::hsum;
+
 /// [`super::attention::reference::attend_row`] on AVX2: `q` (`d` values, `d` a multiple of 8)
 /// over the `keys.len() / d` positions in `keys` and `values`; `scores` is scratch.
 pub fn attend_row(q: &[f32], keys: &[f32], values: &[f32], scale: f32, scores: &mut Vec<f32>, out: &mut [f32]) {
@@ -42,16 +44,8 @@ pub fn exp_in_place(xs: &mut [f32]) {
     }
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-}
-
 /// `scores[j] = (q · row j) · scale` for the `n` rows of `d` values at `keys`; returns the largest.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_rows(q: *const f32, d: usize, keys: *const f32, n: usize, scale: f32, scores: *mut f32) -> f32 {
     let mut max = f32::NEG_INFINITY;
     for j in 0..n {
@@ -74,7 +68,7 @@ unsafe fn dot_rows(q: *const f32, d: usize, keys: *const f32, n: usize, scale: f
 }
 
 /// `xs[j] = e^(xs[j] - max)` for `j < n`; returns their sum.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn exp_minus(xs: *mut f32, n: usize, max: f32) -> f32 {
     let m = _mm256_set1_ps(max);
     let mut total = _mm256_setzero_ps();
@@ -102,7 +96,7 @@ unsafe fn exp_minus(xs: *mut f32, n: usize, max: f32) -> f32 {
 
 /// `e^x` per lane (see the module doc).
 #[inline]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn exp256(x: __m256) -> __m256 {
     let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0)), _mm256_set1_ps(88.0));
     let n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -120,7 +114,7 @@ unsafe fn exp256(x: __m256) -> __m256 {
 }
 
 /// `out = (Σ_j weights[j] · row j) · norm` over the `n` rows of `d` values at `values`.
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn weighted_sum(weights: *const f32, n: usize, values: *const f32, d: usize, norm: f32, out: *mut f32) {
     // Columns in blocks of up to 64 (eight registers), each block over all rows.
     let mut c0 = 0;
