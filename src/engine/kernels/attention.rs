@@ -4,7 +4,7 @@
 //!
 //! For query head `h` (K/V head `h / (heads / kv_heads)`) and new row `i`, which sees the cached
 //! positions `0..offset + i + 1`: scores `q·k_j / √d`, a softmax, and the weighted sum of the
-//! `v_j`. [`reference::attend`] is the plain definition; the AVX2 code (`avx2_attention`)
+//! `v_j`. [`reference::attend_row`] is the plain definition; the AVX2 code (`avx2_attention`)
 //! computes the same thing with a vectorized `exp`, and each row's result depends only on that
 //! row's query and the positions it sees, never on how many rows were asked at once (so a
 //! speculative check agrees with decoding its tokens one by one). Heads are split over rayon's

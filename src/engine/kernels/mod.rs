@@ -62,7 +62,7 @@ pub fn available() -> bool {
 /// `=own` uses them for K-quants too.
 pub fn preferred_for(format: Format) -> bool {
     let choice = std::env::var("INKLING_CPU_KERNELS").unwrap_or_default();
-    if !attention_preferred() {
+    if !own_kernels_allowed() {
         return false;
     }
     match format {
@@ -71,9 +71,10 @@ pub fn preferred_for(format: Format) -> bool {
     }
 }
 
-/// Whether a model loaded now should run the attention of short steps on [`attention`]: where
-/// the CPU has the kernels, unless `INKLING_CPU_KERNELS=candle`.
-pub fn attention_preferred() -> bool {
+/// Whether a model loaded now may run the project's kernels at all (the products where
+/// [`preferred_for`] says so, and the attention of short steps, [`attention`]): where the CPU
+/// has them, unless `INKLING_CPU_KERNELS=candle`.
+pub fn own_kernels_allowed() -> bool {
     available() && std::env::var("INKLING_CPU_KERNELS").map_or(true, |c| c != "candle")
 }
 

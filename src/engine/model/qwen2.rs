@@ -35,7 +35,7 @@ impl Model {
     pub fn new(cfg: ModelConfig, weights: Weights, max_ctx: usize, device: &Device) -> candle_core::Result<Self> {
         let (cos, sin) = rope_tables(cfg.head_dim, cfg.rope_theta, max_ctx, device)?;
         let cache = KvCache::new(cfg.num_layers, cfg.num_kv_heads, cfg.head_dim, max_ctx, DType::F32, device)?;
-        let own_attention = device.is_cpu() && crate::engine::kernels::attention_preferred();
+        let own_attention = device.is_cpu() && crate::engine::kernels::own_kernels_allowed();
         Ok(Self { cfg, weights, cache, cos, sin, device: device.clone(), last_hidden: None, own_attention })
     }
 
@@ -54,7 +54,7 @@ impl Model {
     /// Turns the attention kernel off (candle's matmuls for every step) or back to the choice
     /// made at load.
     pub fn set_own_attention(&mut self, on: bool) {
-        self.own_attention = on && self.device.is_cpu() && crate::engine::kernels::attention_preferred();
+        self.own_attention = on && self.device.is_cpu() && crate::engine::kernels::own_kernels_allowed();
     }
 
     pub fn cache_mut(&mut self) -> &mut KvCache {
@@ -328,7 +328,7 @@ mod tests {
             let (a, b) = (own.forward_all(&all[range.clone()]).unwrap(), candle.forward_all(&all[range.clone()]).unwrap());
             let diff = max_abs_diff(&a, &b);
             assert!(diff < 1e-4, "{range:?}: diff {diff}");
-            if crate::engine::kernels::attention_preferred() {
+            if crate::engine::kernels::own_kernels_allowed() {
                 assert!(diff > 0.0, "{range:?}: the kernel was not used");
             }
         }
