@@ -305,3 +305,42 @@ async fn a_request_the_user_asked_for_waits_for_a_model_still_loading() {
         .expect("ok");
     assert!(!popup.is_null(), "{popup}");
 }
+
+/// What the pre-warm test's engine was asked: (pre-warm?, line head, latency target in ms).
+static ASKED: std::sync::Mutex<Vec<(bool, String, u128)>> = std::sync::Mutex::new(Vec::new());
+
+fn recording(req: &inkling::engine::GenerateRequest) -> String {
+    ASKED.lock().unwrap().push((req.background, req.text.line_head.clone(), req.latency_target.as_millis()));
+    echo_line_head(req)
+}
+
+fn prewarms_asked() -> Vec<String> {
+    ASKED.lock().unwrap().iter().filter(|(background, _, _)| *background).map(|(_, head, target)| format!("{head}|{target}")).collect()
+}
+
+#[tokio::test]
+async fn a_pause_pre_warms_the_full_prompt_after_an_answer_and_at_the_end_of_an_edit() {
+    let mut s = TestServer::ready(recording, Duration::ZERO, "utf-16", json!({"latencyTargetMs": 800})).await;
+    const URI: &str = "file:///work/warm.py";
+    s.open(URI, "python", "def f(a):\n    return a\n\nx = \n").await;
+    let answer = s.request("textDocument/inlineCompletion", inline_params(URI, 3, 4)).await.unwrap();
+    assert!(first_item(&answer).is_some(), "{answer:?}");
+    // Keys typed faster than the pause schedule nothing; the request itself was not a pre-warm.
+    assert!(prewarms_asked().is_empty());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // After the pause: the same cursor, the full prompt (no latency target).
+    assert_eq!(prewarms_asked(), ["x = |0"]);
+    // A new line typed and no request (a client that waits before asking): the cursor is taken
+    // to be where the inserted text ends.
+    s.notify("textDocument/didChange", change(URI, 2, 3, 4, "1\ny = ")).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    s.notify("textDocument/didChange", change(URI, 3, 4, 4, "2")).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(prewarms_asked(), ["x = |0", "y = 2|0"], "only the edit followed by a pause");
+    // Turned off: nothing in the background.
+    s.notify("workspace/didChangeConfiguration", json!({"settings": {"inkling": {"prewarm": false}}})).await;
+    s.notify("textDocument/didChange", change(URI, 4, 4, 5, "3")).await;
+    s.request("textDocument/inlineCompletion", inline_params(URI, 4, 6)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(prewarms_asked().len(), 2, "{:?}", prewarms_asked());
+}

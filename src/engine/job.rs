@@ -44,6 +44,10 @@ pub struct GenerateRequest {
     /// When the prompt's uncached part would take longer than about this to read, a prompt
     /// with smaller budgets is read instead (`Duration::ZERO`: always the full budgets).
     pub latency_target: Duration,
+    /// A pre-warm: read the prompt into the cache and generate nothing. A newer job interrupts
+    /// it within one block of the model (the pass under way is dropped; the passes before it
+    /// stay cached), so it never holds a real request up by more than that.
+    pub background: bool,
 }
 
 /// Why generation stopped.

@@ -3,6 +3,8 @@
 //!
 //! * Jobs go over a channel; the newest job wins: submitting a job cancels the one before it, and a
 //!   cancelled job stops between two tokens.
+//! * A pre-warm ([`Engine::prewarm`]) is the lowest priority: it starts only when no job is
+//!   queued or running, and any job after it interrupts it within one block of the model.
 //! * The async runtime never blocks on the model: [`Engine::generate`] awaits a oneshot reply.
 //!   Dropping that future (for example on `$/cancelRequest`) cancels the job.
 //! * A panic inside the model is caught: the job gets [`EngineError::Crashed`] and the model is
@@ -25,6 +27,7 @@ pub use job::{CancelToken, GenerateRequest, Generated, Signals, StopReason};
 pub use qwen2_backend::{Qwen2Backend, DEFAULT_MAX_CONTEXT};
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use tokio::sync::{oneshot, watch};
@@ -66,7 +69,10 @@ pub(crate) enum Msg {
 #[derive(Clone)]
 pub struct Engine {
     tx: mpsc::Sender<Msg>,
+    /// The newest job's token; also the lock under which jobs are counted into `queued`.
     latest: Arc<Mutex<Option<CancelToken>>>,
+    /// Jobs sent and not yet finished by the engine thread.
+    queued: Arc<AtomicUsize>,
     state: watch::Receiver<EngineState>,
 }
 
@@ -87,11 +93,13 @@ impl Engine {
     pub fn spawn(loader: Loader) -> Engine {
         let (tx, rx) = mpsc::channel();
         let (state_tx, state) = watch::channel(EngineState::Empty);
-        let spawned = std::thread::Builder::new().name("inkling-engine".into()).spawn(move || worker::run(rx, loader, state_tx));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let done = Arc::clone(&queued);
+        let spawned = std::thread::Builder::new().name("inkling-engine".into()).spawn(move || worker::run(rx, loader, state_tx, &done));
         if let Err(e) = spawned {
             tracing::error!("could not start the engine thread: {e}");
         }
-        Engine { tx, latest: Arc::new(Mutex::new(None)), state }
+        Engine { tx, latest: Arc::new(Mutex::new(None)), queued, state }
     }
 
     /// The engine's current state.
@@ -113,16 +121,50 @@ impl Engine {
 
     /// Cancels the running job (if any) and queues this one.
     fn submit(&self, request: GenerateRequest) -> (CancelToken, oneshot::Receiver<Result<Generated, EngineError>>) {
+        let mut latest = crate::sync::lock(&self.latest);
+        self.send(&mut latest, request)
+    }
+
+    /// Queues `request` as the newest job, cancelling the one before it; `latest` is the
+    /// locked [`Engine::latest`].
+    fn send(
+        &self,
+        latest: &mut Option<CancelToken>,
+        request: GenerateRequest,
+    ) -> (CancelToken, oneshot::Receiver<Result<Generated, EngineError>>) {
         let cancel = CancelToken::new();
-        if let Some(old) = crate::sync::lock(&self.latest).replace(cancel.clone()) {
+        if let Some(old) = latest.replace(cancel.clone()) {
             old.cancel();
         }
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Generate { request: Box::new(request), cancel: cancel.clone(), reply };
+        self.queued.fetch_add(1, Ordering::SeqCst);
         if self.tx.send(msg).is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
             cancel.cancel();
         }
         (cancel, rx)
+    }
+
+    /// Reads `request`'s prompt into the cache in the background (its `background` flag is
+    /// set here) when the engine is idle: no job queued or running. Returns `None` when it was
+    /// not started, else what it read once it ends; any later job interrupts it within one
+    /// block of the model and keeps what it read.
+    pub async fn prewarm(&self, mut request: GenerateRequest) -> Option<Result<Generated, EngineError>> {
+        request.background = true;
+        let rx = {
+            let mut latest = crate::sync::lock(&self.latest);
+            if self.queued.load(Ordering::SeqCst) > 0 {
+                return None;
+            }
+            self.send(&mut latest, request).1
+        };
+        Some(rx.await.unwrap_or(Err(EngineError::Gone)))
+    }
+
+    /// Whether a job is queued or running (a pre-warm counts).
+    pub fn busy(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) > 0
     }
 
     /// Cancels the running job, if any (it stops between two tokens or prefill steps).
@@ -152,5 +194,94 @@ impl Engine {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Load { path, reply }).map_err(|_| EngineError::Gone.to_string())?;
         rx.blocking_recv().map_err(|_| EngineError::Gone.to_string())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::prompt::{Budget, PromptText};
+
+    /// Works until cancelled (or for a second), and says whether it ran a pre-warm.
+    struct UntilCancelled;
+
+    impl Backend for UntilCancelled {
+        fn describe(&self) -> String {
+            "until cancelled".into()
+        }
+        fn reset(&mut self) {}
+        fn generate(&mut self, request: &GenerateRequest, cancel: &CancelToken) -> anyhow::Result<Generated> {
+            let started = Instant::now();
+            while !cancel.is_cancelled() && started.elapsed() < Duration::from_secs(1) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let text = if request.background { "background" } else { "request" };
+            Ok(Generated {
+                text: text.into(),
+                stop: StopReason::MaxTokens,
+                prompt_tokens: 0,
+                reused_tokens: 0,
+                moved_tokens: 0,
+                new_tokens: 0,
+                prefill_ms: 0.0,
+                decode_ms: 0.0,
+                draft_tokens: 0,
+                draft_accepted: 0,
+                signals: Signals::default(),
+            })
+        }
+    }
+
+    fn request() -> GenerateRequest {
+        GenerateRequest {
+            slot: "a.py".into(),
+            kv_cache_bytes: 0,
+            text: PromptText::default(),
+            budget: Budget { max_prefix_tokens: 8, max_suffix_tokens: 8, max_context_tokens: 0 },
+            max_new_tokens: 4,
+            single_line: false,
+            stop_when: None,
+            time_budget: Duration::from_secs(1),
+            latency_target: Duration::ZERO,
+            background: false,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pre_warm_waits_for_idle_and_gives_way_to_any_request() {
+        let engine = Engine::spawn(Box::new(|_: &std::path::Path| Ok(Box::new(UntilCancelled) as Box<dyn Backend>)));
+        engine.load("m".into()).await.unwrap();
+        // While a request runs, a pre-warm does not start (and cancels nothing).
+        let running = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.generate(request()).await }
+        });
+        while !engine.busy() {
+            tokio::task::yield_now().await;
+        }
+        assert!(engine.prewarm(request()).await.is_none());
+        engine.cancel_running();
+        assert!(matches!(running.await.unwrap(), Err(EngineError::Cancelled)));
+        while engine.busy() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Idle: it starts, marked as a pre-warm, and the next request interrupts it at once.
+        let warming = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.prewarm(request()).await }
+        });
+        while !engine.busy() {
+            tokio::task::yield_now().await;
+        }
+        let asked = Instant::now();
+        let real = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.generate(request()).await }
+        });
+        assert!(matches!(warming.await.unwrap(), Some(Err(EngineError::Cancelled))));
+        assert!(asked.elapsed() < Duration::from_millis(500), "the pre-warm did not give way at once");
+        assert_eq!(real.await.unwrap().map(|g| g.text), Ok("request".to_string()));
     }
 }

@@ -5,7 +5,9 @@
 //! with the new prompt, truncates the cache there (O(1)), moves cached runs the prompt holds at
 //! other positions (`engine::reuse`) and prefills only the rest, in steps of [`PREFILL_STEP`]
 //! tokens between which a newer request may cancel it (what ran stays cached and is reused by
-//! that request). Decoding is greedy; prompt-lookup drafts are verified in one batched pass and
+//! that request, and so do the runs it was moving). A pre-warm (`GenerateRequest::background`)
+//! reads its full prompt the same way but stops within one block when a newer job comes, and
+//! generates nothing. Decoding is greedy; prompt-lookup drafts are verified in one batched pass and
 //! only the tokens greedy decoding would have produced are kept.
 
 use std::path::Path;
@@ -17,7 +19,7 @@ use tokenizers::Tokenizer;
 
 use super::backend::{Backend, EngineOptions};
 use super::job::{CancelToken, GenerateRequest, Generated, Signals, StopReason};
-use super::model::Qwen2;
+use super::model::{KvSpan, Qwen2};
 use super::reuse::{self, Step};
 use super::slots::Slots;
 use super::speculate;
@@ -80,6 +82,24 @@ fn log_prob(logits: &Tensor, id: u32) -> Result<f32> {
     let sum: f32 = scores.iter().map(|&x| (x - max).exp()).sum();
     let chosen = scores.get(id as usize).copied().context("token id outside the logits")?;
     Ok(chosen - max - sum.ln())
+}
+
+/// The answer of a job that read (some of) its prompt and wrote nothing: a pre-warm, or one
+/// cancelled during its prefill.
+fn nothing_generated(stop: StopReason, prompt_tokens: usize, reused_tokens: usize, moved_tokens: usize, started: Instant) -> Generated {
+    Generated {
+        text: String::new(),
+        stop,
+        prompt_tokens,
+        reused_tokens,
+        moved_tokens,
+        new_tokens: 0,
+        prefill_ms: started.elapsed().as_secs_f64() * 1e3,
+        decode_ms: 0.0,
+        draft_tokens: 0,
+        draft_accepted: 0,
+        signals: Signals::default(),
+    }
 }
 
 /// The next-token logits at one position and the final hidden state they came from.
@@ -296,24 +316,31 @@ impl Qwen2Backend {
 
     /// Brings the cache from `self.cached` to `tokens`: keeps the first `keep`, then follows
     /// `steps` (from [`reuse::plan`]), running the model [`PREFILL_STEP`] tokens at a time.
-    /// Returns the logits after the last token, or `None` when `cancel` had fired by the end of
-    /// a step (what ran stays cached).
-    fn rebuild(&mut self, tokens: &[u32], keep: usize, steps: &[Step], cancel: &CancelToken) -> Result<Option<Output>> {
+    /// Returns the logits after the last token, or `None` when `cancel` fired: at the end of a
+    /// step, or, when `background`, before any block (the step under way is then dropped).
+    /// What ran stays cached, and so do the moved runs not yet placed (appended after it, where
+    /// the next prompt can move them from): an interrupted rebuild loses only what it
+    /// truncated and had not moved.
+    fn rebuild(&mut self, tokens: &[u32], keep: usize, steps: &[Step], cancel: &CancelToken, background: bool) -> Result<Option<Output>> {
+        if background && cancel.is_cancelled() {
+            return Ok(None); // a pre-warm given way before it began leaves the cache as it was
+        }
         // Copy the moved runs out first: the steps before them overwrite their old positions.
         let mut spans = Vec::new();
         for step in steps {
-            if let Step::Move { from, len, .. } = *step {
-                spans.push(self.model.span(from, len)?);
+            if let Step::Move { from, to, len } = *step {
+                spans.push((self.model.span(from, len)?, to));
             }
         }
         self.truncate(keep);
         let mut spans = spans.into_iter();
         let mut logits = None;
         let (started, mut ran) = (Instant::now(), 0usize);
+        let stop = || cancel.is_cancelled();
         for step in steps {
             match *step {
                 Step::Move { to, len, .. } => {
-                    let span = spans.next().context("a moved run without its copy")?;
+                    let (span, _) = spans.next().context("a moved run without its copy")?;
                     self.model.append_span(&span)?;
                     self.cached.extend_from_slice(&tokens[to..to + len]);
                 }
@@ -321,15 +348,33 @@ impl Qwen2Backend {
                     let mut at = start;
                     while at < end {
                         let next = (at + PREFILL_STEP).min(end);
-                        ran += next - at;
-                        if next == tokens.len() {
+                        let last = next == tokens.len();
+                        if background {
+                            // Interruptible within a block; the prompt's last token runs on its
+                            // own, for the logits a request for exactly this prompt will use.
+                            let upto = if last { next - 1 } else { next };
+                            let done = if upto > at { self.model.extend_unless(&tokens[at..upto], &stop)? } else { 0 };
+                            self.cached.extend_from_slice(&tokens[at..at + done]);
+                            ran += done;
+                            if at + done < upto || (last && cancel.is_cancelled()) {
+                                self.keep_unplaced(spans, tokens);
+                                return Ok(None);
+                            }
+                            if last {
+                                logits = Some(self.run(&tokens[upto..next], false)?);
+                                self.measured_prefill(ran, started.elapsed());
+                            }
+                        } else if last {
+                            ran += next - at;
                             logits = Some(self.run(&tokens[at..next], false)?);
                             self.measured_prefill(ran, started.elapsed());
                         } else {
+                            ran += next - at;
                             self.extend(&tokens[at..next])?;
-                            if cancel.is_cancelled() {
-                                return Ok(None);
-                            }
+                        }
+                        if !last && cancel.is_cancelled() {
+                            self.keep_unplaced(spans, tokens);
+                            return Ok(None);
                         }
                         at = next;
                     }
@@ -337,6 +382,19 @@ impl Qwen2Backend {
             }
         }
         logits.context("the prompt's last token was not run").map(Some)
+    }
+
+    /// After an interrupted rebuild: appends the moved runs it had not placed yet at the end of
+    /// the cache, so the next prompt can still move them instead of running them again. Stops
+    /// quietly where the cache is full (they are then read again, as without this).
+    fn keep_unplaced(&mut self, spans: impl Iterator<Item = (KvSpan, usize)>, tokens: &[u32]) {
+        for (span, to) in spans {
+            if self.cached.len() + span.len() > self.model.max_ctx() || self.model.append_span(&span).is_err() {
+                tracing::debug!("a moved run was dropped: the cache is full");
+                break;
+            }
+            self.cached.extend_from_slice(&tokens[to..to + span.len()]);
+        }
     }
 
     fn remember_logits(&mut self, position: usize, output: Output) {
@@ -416,7 +474,12 @@ impl Backend for Qwen2Backend {
         } else {
             self.truncate(0);
         }
-        let prompt = self.sized_prompt(request)?;
+        // A pre-warm reads the full prompt, and leaves the window a latency target chose alone.
+        let prompt = if request.background {
+            prompt::build(&self.tokenizer, &self.special, &request.text, request.budget)?
+        } else {
+            self.sized_prompt(request)?
+        };
         let tokens = &prompt.tokens;
         if tokens.len() + 1 > self.model.max_ctx() {
             anyhow::bail!(
@@ -428,6 +491,10 @@ impl Backend for Qwen2Backend {
         // Reuse the cached prefix. When the whole prompt is cached and its last position's
         // logits were kept, nothing needs computing; otherwise run at least the last token.
         let common = common_prefix(&self.cached, tokens);
+        if request.background && common == tokens.len() {
+            // Read already; what was generated after it stays (the user may type it).
+            return Ok(nothing_generated(StopReason::MaxTokens, tokens.len(), common, 0, started));
+        }
         let whole = (common == tokens.len()).then(|| self.saved_logits(tokens.len() - 1)).flatten();
         let (reused, moved, first) = match whole {
             Some(output) => {
@@ -437,27 +504,15 @@ impl Backend for Qwen2Backend {
             None => {
                 let keep = common.min(tokens.len() - 1);
                 let steps = self.plan(tokens, keep);
-                match self.rebuild(tokens, keep, &steps, cancel).context("prefill")? {
+                match self.rebuild(tokens, keep, &steps, cancel, request.background).context("prefill")? {
                     Some(output) => (keep, reuse::moved(&steps), output),
-                    None => {
-                        let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
-                        return Ok(Generated {
-                            text: String::new(),
-                            stop: StopReason::Cancelled,
-                            prompt_tokens: tokens.len(),
-                            reused_tokens: keep,
-                            moved_tokens: 0,
-                            new_tokens: 0,
-                            prefill_ms,
-                            decode_ms: 0.0,
-                            draft_tokens: 0,
-                            draft_accepted: 0,
-                            signals: Signals::default(),
-                        });
-                    }
+                    None => return Ok(nothing_generated(StopReason::Cancelled, tokens.len(), keep, 0, started)),
                 }
             }
         };
+        if request.background {
+            return Ok(nothing_generated(StopReason::MaxTokens, tokens.len(), reused, moved, started));
+        }
         let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let decode_started = Instant::now();

@@ -2,11 +2,12 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
-use super::{Backend, EngineError, EngineState, Loader, Msg};
+use super::{Backend, CancelToken, EngineError, EngineState, GenerateRequest, Generated, Loader, Msg};
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -59,7 +60,9 @@ impl Worker {
     }
 }
 
-pub(super) fn run(rx: mpsc::Receiver<Msg>, loader: Loader, state: watch::Sender<EngineState>) {
+/// Runs messages until every [`super::Engine`] handle is gone; `queued` counts the jobs sent and
+/// not yet finished (each is counted down once its answer is sent).
+pub(super) fn run(rx: mpsc::Receiver<Msg>, loader: Loader, state: watch::Sender<EngineState>, queued: &AtomicUsize) {
     let mut worker = Worker { loader, backend: None, path: None, state };
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -67,37 +70,45 @@ pub(super) fn run(rx: mpsc::Receiver<Msg>, loader: Loader, state: watch::Sender<
                 let _ = reply.send(worker.load(path));
             }
             Msg::Generate { request, cancel, reply } => {
-                if cancel.is_cancelled() || reply.is_closed() {
-                    let _ = reply.send(Err(EngineError::Cancelled));
-                    continue;
-                }
-                let Some(backend) = worker.backend.as_mut() else {
-                    let _ = reply.send(Err(worker.no_model()));
-                    continue;
-                };
-                let outcome = catch_unwind(AssertUnwindSafe(|| backend.generate(&request, &cancel)));
-                let answer = match outcome {
-                    Ok(Ok(_)) if cancel.is_cancelled() => Err(EngineError::Cancelled),
-                    Ok(Ok(generated)) => Ok(generated),
-                    Ok(Err(e)) => {
-                        // The cache may be half-written: start the next job from scratch.
-                        backend.reset();
-                        Err(EngineError::Failed(format!("{e:#}")))
-                    }
-                    Err(panic) => {
-                        let message = panic_message(panic.as_ref());
-                        tracing::error!("the model panicked: {message}; reloading it");
-                        worker.backend = None;
-                        Err(EngineError::Crashed(message))
-                    }
-                };
-                let crashed = matches!(answer, Err(EngineError::Crashed(_)));
-                let _ = reply.send(answer);
-                if crashed {
-                    if let Some(path) = worker.path.clone() {
-                        let _ = worker.load(path);
-                    }
-                }
+                worker.generate(&request, &cancel, reply);
+                queued.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// Runs one job and answers it; a model that panicked is loaded again.
+    fn generate(&mut self, request: &GenerateRequest, cancel: &CancelToken, reply: oneshot::Sender<Result<Generated, EngineError>>) {
+        if cancel.is_cancelled() || reply.is_closed() {
+            let _ = reply.send(Err(EngineError::Cancelled));
+            return;
+        }
+        let Some(backend) = self.backend.as_mut() else {
+            let _ = reply.send(Err(self.no_model()));
+            return;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| backend.generate(request, cancel)));
+        let answer = match outcome {
+            Ok(Ok(_)) if cancel.is_cancelled() => Err(EngineError::Cancelled),
+            Ok(Ok(generated)) => Ok(generated),
+            Ok(Err(e)) => {
+                // The cache may be half-written: start the next job from scratch.
+                backend.reset();
+                Err(EngineError::Failed(format!("{e:#}")))
+            }
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                tracing::error!("the model panicked: {message}; reloading it");
+                self.backend = None;
+                Err(EngineError::Crashed(message))
+            }
+        };
+        let crashed = matches!(answer, Err(EngineError::Crashed(_)));
+        let _ = reply.send(answer);
+        if crashed {
+            if let Some(path) = self.path.clone() {
+                let _ = self.load(path);
             }
         }
     }

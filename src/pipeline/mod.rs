@@ -96,7 +96,15 @@ pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequ
         stop_when: Some(Box::new(move |text| postprocess::block_done(text, &shaping_ctx))),
         time_budget: Duration::from_millis(settings.time_budget_ms),
         latency_target: Duration::from_millis(settings.latency_target_ms),
+        background: false,
     }
+}
+
+/// The pre-warm job for a context: its whole prompt at the full budgets, read into the cache
+/// in the background, so that the request that comes for it (or for the next keystroke, which
+/// shares all but its last tokens) finds the prompt read.
+pub fn prewarm_request(ctx: &CompletionContext, settings: &Settings) -> GenerateRequest {
+    GenerateRequest { max_new_tokens: 0, latency_target: Duration::ZERO, background: true, stop_when: None, ..request_for(ctx, settings) }
 }
 
 /// What the quality filter reads about the suggestion in `outcome` (one the model wrote for

@@ -7,13 +7,15 @@
 //! (the two ways a client asks), `model` (loading the model with progress), `quality` (the
 //! filter, the router model, the suggestion log and accepted items), `workspace` (code from
 //! other files: indexing with progress, keeping the index in step with the documents),
-//! `convert` (types), `transport` (the stdio framing guard).
+//! `prewarm` (reading the next prompt while the user pauses), `convert` (types), `transport`
+//! (the stdio framing guard).
 
 mod completion;
 mod convert;
 mod inline_completion;
 mod lifecycle;
 mod model;
+mod prewarm;
 mod quality;
 mod suggest;
 mod text_sync;
@@ -92,6 +94,8 @@ pub struct Server {
     config: RwLock<SessionConfig>,
     /// Set once the user was told why the model is unavailable (said once, not per keystroke).
     told_no_model: Arc<AtomicBool>,
+    /// Changes and requests, which make a scheduled pre-warm stale.
+    activity: prewarm::Activity,
 }
 
 impl Server {
@@ -114,6 +118,7 @@ impl Server {
                 pending_error: None,
             }),
             told_no_model: Arc::new(AtomicBool::new(false)),
+            activity: prewarm::Activity::default(),
         }
     }
 

@@ -71,6 +71,7 @@ impl Server {
             }
             _ => return Ok(None),
         }
+        self.activity.touch();
         let gate = self.gate(&uri);
         let memory = self.type_through.as_ref();
         let outcome = match pipeline::complete(&self.engine, &snapshot, offset, &config.settings, memory, self.cross(), Some(&gate)).await {
@@ -89,6 +90,8 @@ impl Server {
             }
         };
         if let Outcome::Completed { generated, .. } | Outcome::Empty(generated) = &outcome {
+            // While the user reads the answer: the full prompt here, for the next keystroke.
+            self.activity.schedule(&self.engine, snapshot.clone(), offset, &config.settings, self.cross());
             tracing::debug!(
                 line = pos.line,
                 prompt = generated.prompt_tokens,

@@ -5,7 +5,7 @@ use tower_lsp_server::ls_types::*;
 
 use super::convert::{line_col_range, uri_key};
 use super::Server;
-use crate::session::{DocumentLimits, TextChange};
+use crate::session::{offset_of, ByteOffset, DocumentLimits, TextChange};
 
 impl Server {
     pub(super) fn document_limits(&self) -> DocumentLimits {
@@ -34,13 +34,20 @@ impl Server {
         let uri = uri_key(&params.text_document.uri);
         let changes: Vec<TextChange> =
             params.content_changes.into_iter().map(|c| TextChange { range: c.range.map(line_col_range), text: c.text }).collect();
-        let encoding = self.config().encoding;
-        let edited_line = changes.last().and_then(|c| c.range).map(|r| r.start.line as usize);
+        let config = self.config();
+        let encoding = config.encoding;
+        let last_edit = changes.last().and_then(|c| c.range.map(|r| (r.start, c.text.len())));
         let result = self.documents.change(&uri, params.text_document.version, &changes, encoding);
         self.quality.edited(&uri);
-        if let (Ok(()), Some(line)) = (&result, edited_line) {
+        self.activity.touch();
+        if let (Ok(()), Some((start, inserted))) = (&result, last_edit) {
             if let Some(snapshot) = self.documents.snapshot(&uri) {
-                self.cross_file_edited(&snapshot, line);
+                self.cross_file_edited(&snapshot, start.line as usize);
+                // The cursor is most likely where the inserted text ends.
+                if let Ok(at) = offset_of(&snapshot.text, start, encoding) {
+                    let cursor = ByteOffset(at.0 + inserted);
+                    self.activity.schedule(&self.engine, snapshot, cursor, &config.settings, self.cross());
+                }
             }
         }
         if let Err(e) = result {

@@ -16,6 +16,7 @@ export const SERVER_OPTION_NAMES = [
     'maxNewTokens',
     'timeBudgetMs',
     'latencyTargetMs',
+    'prewarm',
     'multiline',
     'completeInComments',
     'threads',

@@ -103,6 +103,13 @@ impl Qwen2 {
         Ok(self.model.extend(tokens)?)
     }
 
+    /// [`Qwen2::extend`] that a newer job can interrupt within one block: `stop` is asked before
+    /// each; the pass it ends is dropped. Returns how many of `tokens` were committed (all, or
+    /// none for a short input; see [`qwen2::Model::extend_unless`]).
+    pub fn extend_unless(&mut self, tokens: &[u32], stop: &(dyn Fn() -> bool + Sync)) -> anyhow::Result<usize> {
+        Ok(self.model.extend_unless(tokens, stop)?)
+    }
+
     /// Turns the dense f32 prefill path for Q8_0 weights on (the default) or off
     /// (see [`weights::DENSE_PREFILL_MIN_ROWS`]).
     pub fn set_dense_prefill(&mut self, on: bool) {

@@ -73,7 +73,7 @@ impl Model {
     /// memory of the attention scores. On error the cache keeps its previous length.
     pub fn forward(&mut self, tokens: &[u32], all_positions: bool) -> candle_core::Result<Tensor> {
         let want = if all_positions { Logits::All } else { Logits::Last };
-        let mut logits = self.forward_checked(tokens, want)?;
+        let mut logits = self.forward_checked(tokens, want, None)?;
         match logits.len() {
             1 => Ok(logits.remove(0)),
             _ => Tensor::cat(&logits, 0),
@@ -82,7 +82,17 @@ impl Model {
 
     /// Runs `tokens` after the cached positions into the cache, computing no logits.
     pub fn extend(&mut self, tokens: &[u32]) -> candle_core::Result<()> {
-        self.forward_checked(tokens, Logits::None).map(drop)
+        self.forward_checked(tokens, Logits::None, None).map(drop)
+    }
+
+    /// [`Model::extend`] that asks `stop` before each block of each pass: once it says yes, the
+    /// pass under way is dropped (nothing of it is committed; the keys and values it wrote lie
+    /// past the cache's length and are overwritten later). Returns how many of `tokens` were
+    /// committed: all, or the passes of [`PREFILL_CHUNK`] finished before the stop.
+    pub fn extend_unless(&mut self, tokens: &[u32], stop: &(dyn Fn() -> bool + Sync)) -> candle_core::Result<usize> {
+        let start = self.cache.len();
+        self.forward_checked(tokens, Logits::None, Some(stop))?;
+        Ok(self.cache.len() - start)
     }
 
     /// Appends a span copied out of this model's cache at the end of the cache, its keys
@@ -96,7 +106,8 @@ impl Model {
         self.cache.append_span(span, |k| candle_nn::rotary_emb::rope(k, &cos, &sin))
     }
 
-    fn forward_checked(&mut self, tokens: &[u32], want: Logits) -> candle_core::Result<Vec<Tensor>> {
+    /// Validates `tokens` and runs them (until `stop` says so); returns the logits wanted.
+    fn forward_checked(&mut self, tokens: &[u32], want: Logits, stop: Stop<'_>) -> candle_core::Result<Vec<Tensor>> {
         let _span = tracing::trace_span!("qwen2_forward", n = tokens.len()).entered();
         if tokens.is_empty() {
             candle_core::bail!("forward called with no tokens");
@@ -109,15 +120,18 @@ impl Model {
         // On the CPU the pass runs on a thread of rayon's pool, the one the kernels split their
         // work over: the calling thread hands over once per pass instead of once per product.
         // (A GPU pass stays on the engine thread, which owns the device's context.)
-        let result =
-            if self.device.is_cpu() { rayon::scope(|_| self.forward_chunks(tokens, want)) } else { self.forward_chunks(tokens, want) };
+        let result = if self.device.is_cpu() {
+            rayon::scope(|_| self.forward_chunks(tokens, want, stop))
+        } else {
+            self.forward_chunks(tokens, want, stop)
+        };
         if result.is_err() {
             self.cache.truncate(start);
         }
         result
     }
 
-    fn forward_chunks(&mut self, tokens: &[u32], want: Logits) -> candle_core::Result<Vec<Tensor>> {
+    fn forward_chunks(&mut self, tokens: &[u32], want: Logits, stop: Stop<'_>) -> candle_core::Result<Vec<Tensor>> {
         let chunks: Vec<&[u32]> = tokens.chunks(PREFILL_CHUNK).collect();
         let (mut logits, mut hidden) = (Vec::new(), Vec::new());
         for (i, chunk) in chunks.iter().enumerate() {
@@ -125,9 +139,13 @@ impl Model {
                 (Logits::Last, false) => Logits::None,
                 (want, _) => want,
             };
-            if let Some(l) = self.forward_chunk(chunk, wanted)? {
-                logits.push(l);
-                hidden.extend(self.last_hidden.take());
+            match self.forward_chunk(chunk, wanted, stop)? {
+                Pass::Stopped => break,
+                Pass::Done(Some(l)) => {
+                    logits.push(l);
+                    hidden.extend(self.last_hidden.take());
+                }
+                Pass::Done(None) => {}
             }
         }
         if !hidden.is_empty() {
@@ -137,7 +155,8 @@ impl Model {
     }
 
     /// One forward pass over `tokens` (already validated to fit), committing them to the cache.
-    fn forward_chunk(&mut self, tokens: &[u32], wanted: Logits) -> candle_core::Result<Option<Tensor>> {
+    /// When `stop` says yes before a block, the pass ends there uncommitted.
+    fn forward_chunk(&mut self, tokens: &[u32], wanted: Logits, stop: Stop<'_>) -> candle_core::Result<Pass> {
         let n = tokens.len();
         let offset = self.cache.len();
         let _span = tracing::trace_span!("chunk", n, offset).entered();
@@ -152,6 +171,9 @@ impl Model {
         let eps = self.cfg.rms_norm_eps as f32;
 
         for (index, layer) in self.weights.layers.iter().enumerate() {
+            if stop.is_some_and(|stop| stop()) {
+                return Ok(Pass::Stopped);
+            }
             let _span = tracing::trace_span!("layer", index).entered();
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
             let attn = Attention { cfg: &self.cfg, layer, index, cos: &cos, sin: &sin, own_kernel: self.own_attention };
@@ -164,15 +186,24 @@ impl Model {
 
         let _span = tracing::trace_span!("lm_head").entered();
         let x = match wanted {
-            Logits::None => return Ok(None),
+            Logits::None => return Ok(Pass::Done(None)),
             Logits::Last => x.narrow(1, n - 1, 1)?,
             Logits::All => x,
         };
         let x = candle_nn::ops::rms_norm(&x.contiguous()?, &self.weights.final_norm, eps)?;
         let logits = self.weights.lm_head.forward(&x)?.squeeze(0)?;
         self.last_hidden = Some(x.squeeze(0)?.to_dtype(DType::F32)?);
-        Ok(Some(logits.to_dtype(DType::F32)?))
+        Ok(Pass::Done(Some(logits.to_dtype(DType::F32)?)))
     }
+}
+
+/// Asked before each block of a pass that may be interrupted (see [`Model::extend_unless`]).
+type Stop<'a> = Option<&'a (dyn Fn() -> bool + Sync)>;
+
+/// How one pass ended: its logits when it produced some, or stopped before its end.
+enum Pass {
+    Done(Option<Tensor>),
+    Stopped,
 }
 
 /// Longest run of positions processed in one pass (attention scores take
@@ -249,6 +280,30 @@ mod tests {
         }
         let diff = max_abs_diff(&reference, &last.unwrap());
         assert!(diff < 1e-4, "token by token: diff {diff}");
+    }
+
+    #[test]
+    fn an_interrupted_pass_commits_nothing_and_leaves_no_trace() {
+        let mut model = tiny();
+        let all = tokens(40, 3);
+        let reference = model.forward_last(&all).unwrap();
+        model.truncate(0);
+        model.forward_last(&all[..12]).unwrap();
+        // Stopped before its second block: the pass is dropped, the cache keeps its 12 tokens.
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let stop = || asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1;
+        let other: Vec<u32> = all[12..].iter().map(|t| (t + 5) % 256).collect();
+        assert_eq!(model.extend_unless(&other, &stop).unwrap(), 0);
+        assert_eq!(model.cached_len(), 12);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2, "asked before each block, up to the stop");
+        // What the dropped pass wrote past the cache's end does not leak into the next pass.
+        let logits = model.forward_last(&all[12..]).unwrap();
+        let diff = max_abs_diff(&reference, &logits);
+        assert!(diff < 1e-4, "after an interrupted pass: diff {diff}");
+        // Never stopped: everything is committed, as `extend` would.
+        model.truncate(12);
+        assert_eq!(model.extend_unless(&all[12..], &|| false).unwrap(), 28);
+        assert_eq!(model.cached_len(), 40);
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn request(slot: &str, text: &PromptText, max_new_tokens: usize) -> GenerateRequ
         stop_when: None,
         time_budget: Duration::from_secs(60),
         latency_target: Duration::ZERO,
+        background: false,
     }
 }
 
@@ -290,6 +291,83 @@ fn a_cancelled_prefill_keeps_what_it_ran_for_the_next_request() {
     let next = b.generate(&request("p.py", &text, 8), &fresh).unwrap();
     assert_eq!(next.reused_tokens, PREFILL_STEP);
     assert_eq!(next.text, cold.generate(&request("p.py", &text, 8), &fresh).unwrap().text);
+}
+
+#[test]
+fn an_interrupted_prefill_keeps_the_runs_it_was_moving() {
+    // One block, so moved runs are exact: the request after the interruption must give the
+    // cold result while moving, not running, what the interrupted one had not placed yet.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_tiny_gguf(dir.path(), 9, TinyOptions { layers: 1, ..TinyOptions::default() }).unwrap();
+    let options = EngineOptions { speculate: false, min_moved_run: 8, ..EngineOptions::default() };
+    let mut warm = Qwen2Backend::load(&path, &Device::Cpu, options).unwrap();
+    let mut cold = Qwen2Backend::load(&path, &Device::Cpu, EngineOptions { reuse: false, ..options }).unwrap();
+    let near = "def near(a, b):\n    total = a + b\n    return total * 2\n";
+    let text = PromptText { prefix: near.into(), suffix: "\n".into(), line_head: "x = ".into(), ..PromptText::default() };
+    let fresh = CancelToken::new();
+    warm.generate(&request("i.py", &text, 4), &fresh).unwrap();
+    // Lines above `near` appear: the first step (new lines only) runs, then a key cancels it.
+    let above: String = (0..30).map(|i| format!("v{i} = w{i}\n")).collect();
+    let longer = PromptText { prefix: format!("{above}{near}"), ..text.clone() };
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let stopped = warm.generate(&request("i.py", &longer, 4), &cancelled).unwrap();
+    assert_eq!(stopped.stop, StopReason::Cancelled);
+    // The user goes back to the first text: `near` is moved from where the interruption kept
+    // it, and the answer is the cold one.
+    let back = warm.generate(&request("i.py", &text, 4), &fresh).unwrap();
+    assert!(back.moved_tokens >= 16, "{back:?}");
+    assert_eq!(back.text, cold.generate(&request("i.py", &text, 4), &fresh).unwrap().text);
+}
+
+/// A pre-warm job for `text`: the full prompt, nothing generated (as the pipeline builds it).
+fn prewarm(slot: &str, text: &PromptText) -> GenerateRequest {
+    GenerateRequest { background: true, ..request(slot, text, 0) }
+}
+
+#[test]
+fn a_pre_warm_reads_the_full_prompt_and_the_request_after_it_uses_the_full_context() {
+    let mut b = backend(true, false);
+    let mut cold = backend(false, false);
+    let prefix: String = (0..60).map(|i| format!("x{i} = f(x{})\n", i / 3)).collect();
+    let text = PromptText { prefix, suffix: "\ny = 2\n".into(), line_head: "z = ".into(), ..PromptText::default() };
+    let full = prompt::build(&b.tokenizer, &b.special, &text, BUDGET).unwrap().tokens.len();
+    let mut req = request("w.py", &text, 6);
+    req.latency_target = Duration::from_secs(1);
+    let cancel = CancelToken::new();
+    // So slow a machine that a cold request reads a scaled-down prompt...
+    b.prefill_rate = 40.0 / PREFILL_SHARE;
+    let first = b.generate(&req, &cancel).unwrap();
+    assert!(first.prompt_tokens < full, "{first:?}");
+    // ...the user pauses, the server pre-warms the full prompt...
+    let warmed = b.generate(&prewarm("w.py", &text), &cancel).unwrap();
+    assert_eq!((warmed.prompt_tokens, warmed.new_tokens, warmed.text.as_str()), (full, 0, ""));
+    // ...and the next request reads nothing: the full prompt and its logits are cached.
+    b.prefill_rate = 40.0 / PREFILL_SHARE;
+    let next = b.generate(&req, &cancel).unwrap();
+    assert_eq!((next.prompt_tokens, next.reused_tokens), (full, full), "{next:?}");
+    req.latency_target = Duration::ZERO;
+    assert_eq!(next.text, cold.generate(&req, &cancel).unwrap().text);
+    // A pre-warm of a prompt already read changes nothing, not even what was generated after it.
+    let cached = b.cached.clone();
+    let again = b.generate(&prewarm("w.py", &text), &cancel).unwrap();
+    assert_eq!(again.reused_tokens, full);
+    assert_eq!(b.cached, cached);
+}
+
+#[test]
+fn a_pre_warm_interrupted_before_it_began_leaves_the_cache_as_it_was() {
+    let mut b = backend(true, false);
+    let text = PromptText { prefix: "def f(a):\n".into(), suffix: "\n".into(), line_head: "    ".into(), ..PromptText::default() };
+    let fresh = CancelToken::new();
+    b.generate(&request("q.py", &text, 4), &fresh).unwrap();
+    let cached = b.cached.clone();
+    let other = PromptText { prefix: "class G:\n".repeat(20), ..text.clone() };
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let stopped = b.generate(&prewarm("q.py", &other), &cancelled).unwrap();
+    assert_eq!(stopped.stop, StopReason::Cancelled);
+    assert_eq!(b.cached, cached);
 }
 
 #[test]
