@@ -8,6 +8,7 @@
 //! chosen lines are re-typed by a user who:
 //! - empties the line down to its indentation (as Enter with auto-indent leaves a new line) and
 //!   asks for a suggestion at once;
+//! - thinks for `INKLING_REPLAY_THINK_MS` (0) before the line's first character, then
 //! - types one character every `INKLING_REPLAY_PACE_MS` (150) without waiting for answers; each
 //!   keystroke asks again and cancels the request before it if still open, as an editor does;
 //! - accepts a suggestion the moment one shows exactly the rest of the line (the line is done).
@@ -20,7 +21,7 @@
 //! after `<|fim_middle|>`, prompt cache on, greedy.
 //!
 //! `cargo bench --bench replay` — env: `INKLING_BENCH_MODEL` (default: the small model),
-//! `INKLING_REPLAY_LINES` (lines per file, 7), `INKLING_REPLAY_PACE_MS` (150),
+//! `INKLING_REPLAY_LINES` (lines per file, 7), `INKLING_REPLAY_PACE_MS` (150), `INKLING_REPLAY_THINK_MS` (0),
 //! `INKLING_BENCH_THREADS` (2), `INKLING_REPLAY_PEERS` (`inkling,llama`), `INKLING_REPLAY_FLAGS`
 //! (extra `inkling serve` flags, e.g. `--no-reuse`), `INKLING_REPLAY_OPTIONS` (settings JSON
 //! merged into inkling's, e.g. `{"latencyTargetMs": 0}`).
@@ -128,8 +129,14 @@ trait Peer {
     fn edit(&mut self, lines: &[String], line: usize, old: &str, new: &str);
     /// Asks for a suggestion at (`line`, `col`), cancelling the request before it if still open.
     fn ask(&mut self, lines: &[String], line: usize, col: usize);
-    /// The answer to the latest request, if it comes before `until` (stale answers are dropped).
+    /// The answer to the latest request, if it comes before `until` (stale answers are dropped);
+    /// with no request open, returns `None` at `until`, so that keys keep their pace.
     fn answer(&mut self, until: Instant) -> Option<String>;
+}
+
+/// Sleeps until `until` (the next key), if it is still ahead.
+fn wait_until(until: Instant) {
+    std::thread::sleep(until.saturating_duration_since(Instant::now()));
 }
 
 struct Inkling {
@@ -192,7 +199,10 @@ impl Peer for Inkling {
     }
 
     fn answer(&mut self, until: Instant) -> Option<String> {
-        let id = self.open_request?;
+        let Some(id) = self.open_request else {
+            wait_until(until);
+            return None;
+        };
         let left = until.saturating_duration_since(Instant::now());
         let msg = self.client.wait_for(|m| m.get("method").is_none() && m["id"] == json!(id), left)?;
         self.open_request = None;
@@ -308,7 +318,10 @@ impl Peer for Llama {
     }
 
     fn answer(&mut self, until: Instant) -> Option<String> {
-        let (id, _) = self.open_request.as_ref()?;
+        let Some((id, _)) = self.open_request.as_ref() else {
+            wait_until(until);
+            return None;
+        };
         let id = *id;
         loop {
             let left = until.saturating_duration_since(Instant::now());
@@ -341,7 +354,7 @@ fn is_exact(suggestion: &str, rest: &str) -> bool {
 }
 
 /// The user re-types `case.lines` in `peer`.
-fn type_lines(peer: &mut dyn Peer, case: &Case, pace: Duration) -> Vec<LineResult> {
+fn type_lines(peer: &mut dyn Peer, case: &Case, pace: Duration, think: Duration) -> Vec<LineResult> {
     let mut doc: Vec<String> = case.text.split('\n').map(str::to_string).collect();
     // The user looks at the file for a moment before typing.
     std::thread::sleep(Duration::from_secs(1));
@@ -354,7 +367,7 @@ fn type_lines(peer: &mut dyn Peer, case: &Case, pace: Duration) -> Vec<LineResul
         peer.edit(&doc, line, &full, &doc[line].clone());
         let started = Instant::now();
         peer.ask(&doc, line, typed);
-        let mut next_key = started + pace;
+        let mut next_key = started + think + pace;
         let mut result = LineResult { first_ms: None, saved: 0, chars: full.len() - indent, total_ms: 0.0 };
         loop {
             if let Some(suggestion) = peer.answer(next_key) {
@@ -415,6 +428,7 @@ fn main() {
     let model = std::env::var("INKLING_BENCH_MODEL").unwrap_or_else(|_| proc_client::test_model());
     let per_file = env_usize("INKLING_REPLAY_LINES", 7);
     let pace = Duration::from_millis(env_usize("INKLING_REPLAY_PACE_MS", 150) as u64);
+    let think = Duration::from_millis(env_usize("INKLING_REPLAY_THINK_MS", 0) as u64);
     let threads = env_usize("INKLING_BENCH_THREADS", 2);
     let peers = std::env::var("INKLING_REPLAY_PEERS").unwrap_or_else(|_| "inkling,llama".into());
     let llama_bin = std::env::var("INKLING_LLAMA_SERVER").map(PathBuf::from).unwrap_or_else(|_| cache_dir().join("llama-server"));
@@ -425,7 +439,11 @@ fn main() {
             None => println!("{name}: no file found, skipped"),
         }
     }
-    println!("keystroke replay with a user model: model {model}, {threads} threads, one key every {} ms", pace.as_millis());
+    println!(
+        "keystroke replay with a user model: model {model}, {threads} threads, one key every {} ms after {} ms of thought",
+        pace.as_millis(),
+        think.as_millis()
+    );
     for c in &cases {
         println!(
             "  {} ({} lines): lines {:?}",
@@ -440,7 +458,7 @@ fn main() {
         let mut results = Vec::new();
         for c in &cases {
             let mut peer = Inkling::start(&model, c, threads);
-            results.extend(type_lines(&mut peer, c, pace));
+            results.extend(type_lines(&mut peer, c, pace, think));
             peer.client.shutdown();
         }
         all.push(("inkling".into(), results));
@@ -453,7 +471,7 @@ fn main() {
                     println!("llama-server did not start");
                     break;
                 };
-                results.extend(type_lines(&mut peer, c, pace));
+                results.extend(type_lines(&mut peer, c, pace, think));
             }
             all.push(("llama.cpp server (--cache-reuse 256)".into(), results));
         } else {

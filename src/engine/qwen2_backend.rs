@@ -6,8 +6,8 @@
 //! other positions (`engine::reuse`) and prefills only the rest, in steps of [`PREFILL_STEP`]
 //! tokens between which a newer request may cancel it (what ran stays cached and is reused by
 //! that request, and so do the runs it was moving). A pre-warm (`GenerateRequest::background`)
-//! reads its full prompt the same way but stops within one block when a newer job comes, and
-//! generates nothing. Decoding is greedy; prompt-lookup drafts are verified in one batched pass and
+//! grows the window read last towards the full prompt in whole stages, stops within one block
+//! when a newer job comes, and generates nothing. Decoding is greedy; prompt-lookup drafts are verified in one batched pass and
 //! only the tokens greedy decoding would have produced are kept.
 
 use std::path::Path;
@@ -107,6 +107,14 @@ fn nothing_generated(stop: StopReason, prompt_tokens: usize, reused_tokens: usiz
 struct Output {
     logits: Tensor,
     hidden: Tensor,
+}
+
+/// How reading a prompt into the cache ended.
+enum Read {
+    /// Read: `reused` prompt tokens were kept, `moved` moved; the last position's output.
+    Done { reused: usize, moved: usize, output: Output },
+    /// A newer job stopped it; the first `keep` tokens were kept.
+    Stopped { keep: usize },
 }
 
 /// Sums the hidden states of the generated tokens' positions, for [`Signals`].
@@ -283,15 +291,7 @@ impl Qwen2Backend {
         // prompt builds of a few milliseconds each). The cost grows with the window from the
         // window read last, which is cached: the search starts there when it still fits, so the
         // window never shrinks while it can grow.
-        let b = request.budget;
-        let at = |k: usize| {
-            let budget = Budget {
-                max_prefix_tokens: b.max_prefix_tokens * k / STEPS,
-                max_suffix_tokens: b.max_suffix_tokens * k / STEPS,
-                max_context_tokens: 0,
-            };
-            prompt::build(&self.tokenizer, &self.special, &request.text, budget)
-        };
+        let at = |k: usize| self.scaled(request, k);
         let last = self.window_steps.clamp(MIN_STEPS, STEPS - 1);
         let floor = if last > MIN_STEPS && self.cost(&at(last)?.tokens) <= limit { last } else { MIN_STEPS };
         let (mut lo, mut hi, mut best) = (floor, STEPS - 1, None);
@@ -312,6 +312,77 @@ impl Qwen2Backend {
         tracing::debug!(fraction = format!("{k}/{STEPS}"), limit, "prompt scaled to the latency target");
         self.window_steps = k;
         Ok(prompt)
+    }
+
+    /// `request`'s prompt with its budgets scaled to `k` / [`STEPS`] (no code from other files
+    /// below the full budgets).
+    fn scaled(&self, request: &GenerateRequest, k: usize) -> Result<prompt::Prompt> {
+        let b = request.budget;
+        let budget = if k >= STEPS {
+            b
+        } else {
+            Budget {
+                max_prefix_tokens: b.max_prefix_tokens * k / STEPS,
+                max_suffix_tokens: b.max_suffix_tokens * k / STEPS,
+                max_context_tokens: 0,
+            }
+        };
+        prompt::build(&self.tokenizer, &self.special, &request.text, budget)
+    }
+
+    /// A pre-warm: grows the window from the one read last, doubling it each stage up to the
+    /// full budgets, each stage a whole prompt a request can use at once (the next request's
+    /// latency-target search starts from the last stage finished). Reading the full prompt in
+    /// one go would leave nothing usable when it is interrupted: its first tokens are the lines
+    /// farthest from the cursor, which no smaller window holds.
+    fn prewarm(&mut self, request: &GenerateRequest, cancel: &CancelToken, started: Instant) -> Result<Generated> {
+        let mut k = self.window_steps.max(1);
+        loop {
+            k = (k * 2).min(STEPS);
+            let prompt = self.scaled(request, k)?;
+            let tokens = &prompt.tokens;
+            self.check_fits(tokens.len())?;
+            // Read already: what was generated after it stays (the user may type it).
+            let (reused, moved) = if common_prefix(&self.cached, tokens) == tokens.len() {
+                (tokens.len(), 0)
+            } else {
+                match self.read(tokens, cancel, true)? {
+                    Read::Done { reused, moved, .. } => (reused, moved),
+                    Read::Stopped { keep } => return Ok(nothing_generated(StopReason::Cancelled, tokens.len(), keep, 0, started)),
+                }
+            };
+            self.window_steps = k;
+            if k == STEPS {
+                return Ok(nothing_generated(StopReason::MaxTokens, tokens.len(), reused, moved, started));
+            }
+        }
+    }
+
+    fn check_fits(&self, tokens: usize) -> Result<()> {
+        if tokens + 1 > self.model.max_ctx() {
+            anyhow::bail!(
+                "the prompt has {tokens} tokens but the model's cache holds {}: lower maxPrefixTokens, maxSuffixTokens or maxContextTokens",
+                self.model.max_ctx()
+            );
+        }
+        Ok(())
+    }
+
+    /// Brings the cache to `tokens`, reusing the cached prefix. When the whole prompt is cached
+    /// and its last position's logits were kept, nothing needs computing; otherwise at least
+    /// the last token runs.
+    fn read(&mut self, tokens: &[u32], cancel: &CancelToken, background: bool) -> Result<Read> {
+        let common = common_prefix(&self.cached, tokens);
+        if let Some(output) = (common == tokens.len()).then(|| self.saved_logits(tokens.len() - 1)).flatten() {
+            self.truncate(tokens.len());
+            return Ok(Read::Done { reused: tokens.len(), moved: 0, output });
+        }
+        let keep = common.min(tokens.len() - 1);
+        let steps = self.plan(tokens, keep);
+        Ok(match self.rebuild(tokens, keep, &steps, cancel, background).context("prefill")? {
+            Some(output) => Read::Done { reused: keep, moved: reuse::moved(&steps), output },
+            None => Read::Stopped { keep },
+        })
     }
 
     /// Brings the cache from `self.cached` to `tokens`: keeps the first `keep`, then follows
@@ -474,45 +545,16 @@ impl Backend for Qwen2Backend {
         } else {
             self.truncate(0);
         }
-        // A pre-warm reads the full prompt, and leaves the window a latency target chose alone.
-        let prompt = if request.background {
-            prompt::build(&self.tokenizer, &self.special, &request.text, request.budget)?
-        } else {
-            self.sized_prompt(request)?
-        };
-        let tokens = &prompt.tokens;
-        if tokens.len() + 1 > self.model.max_ctx() {
-            anyhow::bail!(
-                "the prompt has {} tokens but the model's cache holds {}: lower maxPrefixTokens, maxSuffixTokens or maxContextTokens",
-                tokens.len(),
-                self.model.max_ctx()
-            );
-        }
-        // Reuse the cached prefix. When the whole prompt is cached and its last position's
-        // logits were kept, nothing needs computing; otherwise run at least the last token.
-        let common = common_prefix(&self.cached, tokens);
-        if request.background && common == tokens.len() {
-            // Read already; what was generated after it stays (the user may type it).
-            return Ok(nothing_generated(StopReason::MaxTokens, tokens.len(), common, 0, started));
-        }
-        let whole = (common == tokens.len()).then(|| self.saved_logits(tokens.len() - 1)).flatten();
-        let (reused, moved, first) = match whole {
-            Some(output) => {
-                self.truncate(tokens.len());
-                (tokens.len(), 0, output)
-            }
-            None => {
-                let keep = common.min(tokens.len() - 1);
-                let steps = self.plan(tokens, keep);
-                match self.rebuild(tokens, keep, &steps, cancel, request.background).context("prefill")? {
-                    Some(output) => (keep, reuse::moved(&steps), output),
-                    None => return Ok(nothing_generated(StopReason::Cancelled, tokens.len(), keep, 0, started)),
-                }
-            }
-        };
         if request.background {
-            return Ok(nothing_generated(StopReason::MaxTokens, tokens.len(), reused, moved, started));
+            return self.prewarm(request, cancel, started);
         }
+        let prompt = self.sized_prompt(request)?;
+        let tokens = &prompt.tokens;
+        self.check_fits(tokens.len())?;
+        let (reused, moved, first) = match self.read(tokens, cancel, false)? {
+            Read::Done { reused, moved, output } => (reused, moved, output),
+            Read::Stopped { keep } => return Ok(nothing_generated(StopReason::Cancelled, tokens.len(), keep, 0, started)),
+        };
         let prefill_ms = started.elapsed().as_secs_f64() * 1e3;
 
         let decode_started = Instant::now();
