@@ -1,7 +1,7 @@
 //! What a generation job carries in and out, and its cancellation token.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::prompt::{Budget, PromptText};
@@ -19,6 +19,22 @@ impl CancelToken {
     }
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The text a running job has generated so far, rewritten after each token it accepts: a caller
+/// can tell before the job ends that its answer no longer fits what the user typed since.
+#[derive(Debug, Default)]
+pub struct Written(Mutex<String>);
+
+impl Written {
+    pub fn set(&self, text: &str) {
+        let mut guard = crate::sync::lock(&self.0);
+        guard.clear();
+        guard.push_str(text);
+    }
+    pub fn get(&self) -> String {
+        crate::sync::lock(&self.0).clone()
     }
 }
 
@@ -48,6 +64,8 @@ pub struct GenerateRequest {
     /// it within one block of the model (the pass under way is dropped; the passes before it
     /// stay cached), so it never holds a real request up by more than that.
     pub background: bool,
+    /// Where the text generated so far is kept up to date, if anyone watches it.
+    pub written: Option<Arc<Written>>,
 }
 
 /// Why generation stopped.

@@ -23,7 +23,7 @@ mod vocab;
 mod worker;
 
 pub use backend::{default_device, load_backend, loader_with, Backend, EngineOptions, Loader};
-pub use job::{CancelToken, GenerateRequest, Generated, Signals, StopReason};
+pub use job::{CancelToken, GenerateRequest, Generated, Signals, StopReason, Written};
 pub use qwen2_backend::{Qwen2Backend, DEFAULT_MAX_CONTEXT};
 
 use std::path::PathBuf;
@@ -246,6 +246,7 @@ mod tests {
             time_budget: Duration::from_secs(1),
             latency_target: Duration::ZERO,
             background: false,
+            written: None,
         }
     }
 

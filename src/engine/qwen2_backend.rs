@@ -276,10 +276,11 @@ impl Qwen2Backend {
     }
 
     /// The prompt for `request`: with its full budgets when running its uncached part fits the
-    /// latency target at the measured prefill rate; else with the largest scaled-down budgets
-    /// that fit (no code from other files), but never below [`MIN_STEPS`] / [`STEPS`]. The next
-    /// request then finds this prompt's lines in the cache (moved to where the larger window puts
-    /// them), so each request can read more of the window until the full budgets fit.
+    /// latency target at the measured prefill rate; else with the window read last when that
+    /// still fits (typing on the line it was read for costs a few tokens; a larger window would
+    /// read the suffix again and cost the whole target each keystroke); else with the largest
+    /// scaled-down budgets that fit (no code from other files), but never below [`MIN_STEPS`] /
+    /// [`STEPS`]. A pre-warm grows the window in the pauses ([`Qwen2Backend::prewarm`]).
     fn sized_prompt(&mut self, request: &GenerateRequest) -> Result<prompt::Prompt> {
         let full = prompt::build(&self.tokenizer, &self.special, &request.text, request.budget)?;
         let limit = (request.latency_target.as_secs_f64() * PREFILL_SHARE * self.prefill_rate) as usize;
@@ -287,14 +288,17 @@ impl Qwen2Backend {
             self.window_steps = STEPS;
             return Ok(full);
         }
-        // The largest fraction k / STEPS of the budgets that fits, found by bisection (a few
-        // prompt builds of a few milliseconds each). The cost grows with the window from the
-        // window read last, which is cached: the search starts there when it still fits, so the
-        // window never shrinks while it can grow.
         let at = |k: usize| self.scaled(request, k);
         let last = self.window_steps.clamp(MIN_STEPS, STEPS - 1);
-        let floor = if last > MIN_STEPS && self.cost(&at(last)?.tokens) <= limit { last } else { MIN_STEPS };
-        let (mut lo, mut hi, mut best) = (floor, STEPS - 1, None);
+        let kept = at(last)?;
+        if self.cost(&kept.tokens) <= limit {
+            tracing::debug!(fraction = format!("{last}/{STEPS}"), limit, "the window read last kept");
+            self.window_steps = last;
+            return Ok(kept);
+        }
+        // The largest fraction k / STEPS of the budgets that fits, found by bisection (a few
+        // prompt builds of a few milliseconds each).
+        let (mut lo, mut hi, mut best) = (MIN_STEPS, last - 1, None);
         while lo <= hi {
             let mid = (lo + hi) / 2;
             let prompt = at(mid)?;
@@ -512,6 +516,9 @@ impl Decoding<'_> {
         self.logprobs.push(logprob);
         self.ends.push(self.text.len());
         let req = self.request;
+        if let Some(written) = &req.written {
+            written.set(&self.text);
+        }
         Ok(if req.single_line && self.text.contains('\n') {
             Some(StopReason::EndOfLine)
         } else if req.stop_when.as_ref().is_some_and(|f| f(&self.text)) {

@@ -89,6 +89,21 @@ impl Worker {
             return;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| backend.generate(request, cancel)));
+        if let Ok(Ok(generated)) = &outcome {
+            tracing::debug!(
+                background = request.background,
+                cancelled = cancel.is_cancelled(),
+                prompt = generated.prompt_tokens,
+                reused = generated.reused_tokens,
+                moved = generated.moved_tokens,
+                new = generated.new_tokens,
+                prefill_ms = format!("{:.0}", generated.prefill_ms),
+                decode_ms = format!("{:.0}", generated.decode_ms),
+                stop = ?generated.stop,
+                text = ?generated.text,
+                "job done"
+            );
+        }
         let answer = match outcome {
             Ok(Ok(_)) if cancel.is_cancelled() => Err(EngineError::Cancelled),
             Ok(Ok(generated)) => Ok(generated),

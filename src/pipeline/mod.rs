@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::config::Settings;
 use crate::context::{self, CompletionContext, Decision, Mode, SkipReason};
 use crate::crossfile::{CrossFile, Cursor};
-use crate::engine::{Engine, EngineError, GenerateRequest, Generated};
+use crate::engine::{Engine, EngineError, GenerateRequest, Generated, Written};
 use crate::postprocess;
 use crate::prompt::{Budget, ChunkLayout};
 use crate::quality::{Features, Filter};
@@ -97,6 +97,7 @@ pub fn request_for(ctx: &CompletionContext, settings: &Settings) -> GenerateRequ
         time_budget: Duration::from_millis(settings.time_budget_ms),
         latency_target: Duration::from_millis(settings.latency_target_ms),
         background: false,
+        written: None,
     }
 }
 
@@ -241,11 +242,13 @@ pub async fn complete_prepared(
         }
     }
     let (done, pending) = tokio::sync::watch::channel(None);
-    memory.started(ctx, pending.clone());
+    let written = Arc::new(Written::default());
+    memory.started(ctx, pending.clone(), Arc::clone(&written));
     if let Some(router) = gate.and_then(|g| g.router.as_ref()) {
         router.cancel_running(); // a router answer for an earlier cursor is no longer wanted
     }
-    let (engine, ctx_owned, request, memory) = (engine.clone(), ctx.clone(), request(), Arc::clone(memory));
+    let request = GenerateRequest { written: Some(written), ..request() };
+    let (engine, ctx_owned, memory) = (engine.clone(), ctx.clone(), Arc::clone(memory));
     let (settings, gate) = (settings.clone(), gate.cloned());
     tokio::spawn(async move {
         let mut outcome = engine.generate(request).await.map(|generated| finish(&ctx_owned, generated));

@@ -33,6 +33,7 @@ fn request(slot: &str, text: &PromptText, max_new_tokens: usize) -> GenerateRequ
         time_budget: Duration::from_secs(60),
         latency_target: Duration::ZERO,
         background: false,
+        written: None,
     }
 }
 
@@ -371,33 +372,43 @@ fn a_pre_warm_interrupted_before_it_began_leaves_the_cache_as_it_was() {
 }
 
 #[test]
-fn a_cold_prompt_is_sized_to_the_latency_target_and_grows_with_the_next_requests() {
+fn a_cold_prompt_is_sized_to_the_latency_target_kept_while_typing_and_grown_by_a_pre_warm() {
     let mut b =
         Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, EngineOptions { speculate: false, ..EngineOptions::default() }).unwrap();
     let prefix: String = (0..80).map(|i| format!("x{i} = f(x{})\n", i / 3)).collect();
     let suffix: String = (80..120).map(|i| format!("y{i} = g(y{})\n", i / 3)).collect();
-    let text = PromptText { prefix, suffix, line_head: "z = ".into(), ..PromptText::default() };
+    let mut text = PromptText { prefix, suffix, line_head: "z = ".into(), ..PromptText::default() };
     let full = prompt::build(&b.tokenizer, &b.special, &text, BUDGET).unwrap().tokens.len();
-    let mut req = request("s.py", &text, 2);
-    req.latency_target = Duration::from_secs(1);
     let cancel = CancelToken::new();
-    // Each request re-reads the suffix window (120 tokens at most) and may read 80 more.
     let limit = 200;
-    let mut sizes = Vec::new();
-    for _ in 0..12 {
+    let mut ask = |b: &mut Qwen2Backend, text: &PromptText| {
+        let mut req = request("s.py", text, 2);
+        req.latency_target = Duration::from_secs(1);
         b.prefill_rate = limit as f64 / PREFILL_SHARE; // as if measured: `limit` tokens fit
         let g = b.generate(&req, &cancel).unwrap();
         let ran = g.prompt_tokens - g.reused_tokens - g.moved_tokens;
         assert!(ran <= limit + 1, "ran {ran} of {} tokens", g.prompt_tokens);
-        sizes.push(g.prompt_tokens);
+        (g.prompt_tokens, ran)
+    };
+    let (cold, _) = ask(&mut b, &text);
+    assert!(cold < full / 2, "a cold prompt of {cold} tokens (full {full})");
+    // Typing on that line keeps the window: only the typed characters are read.
+    for typed in ["f", "(", "x"] {
+        text.line_head.push_str(typed);
+        let (size, ran) = ask(&mut b, &text);
+        assert!(size <= cold + 3 && ran <= 3, "typing {typed:?} read {ran} of {size} tokens (cold {cold})");
     }
-    assert!(sizes[0] < full / 2, "{sizes:?} (full {full})");
-    assert!(sizes.windows(2).all(|w| w[1] >= w[0]), "{sizes:?}");
-    assert_eq!(sizes.last(), Some(&full), "{sizes:?}");
+    // A pre-warm grows it to the full budgets; the next request reads only its last token.
+    let full = prompt::build(&b.tokenizer, &b.special, &text, BUDGET).unwrap().tokens.len();
+    let grown = b.generate(&prewarm("s.py", &text), &cancel).unwrap();
+    assert_eq!(grown.prompt_tokens, full, "{grown:?}");
+    let (size, ran) = ask(&mut b, &text);
+    assert_eq!((size, ran), (full, 0), "the pre-warm kept the last position's logits");
     // Without a target the full prompt is read at once.
+    let mut req = request("s.py", &text, 2);
     req.latency_target = Duration::ZERO;
-    let mut cold = backend(true, false);
-    assert_eq!(cold.generate(&req, &cancel).unwrap().prompt_tokens, full);
+    let mut fresh = backend(true, false);
+    assert_eq!(fresh.generate(&req, &cancel).unwrap().prompt_tokens, full);
 }
 
 /// The real model (`INKLING_TEST_MODEL`): while the user writes line after line, and when the
