@@ -58,7 +58,8 @@ pub struct GenerateRequest {
     /// answer with what is there.
     pub time_budget: Duration,
     /// When the prompt's uncached part would take longer than about this to read, a prompt
-    /// with smaller budgets is read instead (`Duration::ZERO`: always the full budgets).
+    /// with smaller budgets is read instead; once it has passed, a multi-line answer ends at
+    /// the next line break (`Duration::ZERO`: always the full budgets, no such end).
     pub latency_target: Duration,
     /// A pre-warm: read the prompt into the cache and generate nothing. A newer job interrupts
     /// it within one block of the model (the pass under way is dropped; the passes before it
@@ -80,6 +81,9 @@ pub enum StopReason {
     EndOfBlock,
     MaxTokens,
     TimeBudget,
+    /// A multi-line answer ran past the latency target and a line had just ended: the whole
+    /// lines written so far are the answer (the cache holds them for the request after it).
+    LatencyTarget,
     /// A newer request cancelled this one (what was computed stays cached for it).
     Cancelled,
     /// The context window is full.

@@ -102,6 +102,15 @@ fn nothing_generated(stop: StopReason, prompt_tokens: usize, reused_tokens: usiz
     }
 }
 
+/// Whether a multi-line answer should end here: the latency target (counted from the request's
+/// start) has passed and the text ends where a line ended, after at least one line with code.
+/// On a CPU a block of 24 tokens takes seconds; its first lines shown at the target are worth
+/// more than all of it later, and the next request continues from them in the cache.
+fn lines_done_past_target(request: &GenerateRequest, started: Instant, text: &str) -> bool {
+    let ended = text.rsplit_once('\n').is_some_and(|(lines, last)| last.trim().is_empty() && !lines.trim().is_empty());
+    ended && !request.single_line && !request.latency_target.is_zero() && started.elapsed() >= request.latency_target
+}
+
 /// The next-token logits at one position and the final hidden state they came from.
 #[derive(Clone)]
 struct Output {
@@ -588,6 +597,9 @@ impl Backend for Qwen2Backend {
             }
             if decode_started.elapsed() >= request.time_budget {
                 break StopReason::TimeBudget;
+            }
+            if lines_done_past_target(request, started, &state.text) {
+                break StopReason::LatencyTarget;
             }
             if cancel.is_cancelled() {
                 break StopReason::Cancelled;

@@ -372,6 +372,49 @@ fn a_pre_warm_interrupted_before_it_began_leaves_the_cache_as_it_was() {
 }
 
 #[test]
+fn past_the_latency_target_a_multi_line_answer_ends_where_a_line_with_code_ended() {
+    let mut req = request("t.py", &PromptText::default(), 40);
+    req.latency_target = Duration::from_nanos(1);
+    let long_ago = Instant::now() - Duration::from_millis(5);
+    assert!(lines_done_past_target(&req, long_ago, "x = 1\n"));
+    assert!(lines_done_past_target(&req, long_ago, "x = 1\n    "), "the next line's indentation only");
+    assert!(!lines_done_past_target(&req, long_ago, "x = 1\n    y"), "inside the second line");
+    assert!(!lines_done_past_target(&req, long_ago, "x = 1"), "inside the first line");
+    assert!(!lines_done_past_target(&req, long_ago, "\n\n"), "no code yet");
+    req.latency_target = Duration::from_secs(60);
+    assert!(!lines_done_past_target(&req, long_ago, "x = 1\n"), "before the target");
+    req.latency_target = Duration::ZERO;
+    assert!(!lines_done_past_target(&req, long_ago, "x = 1\n"), "no target");
+    req.latency_target = Duration::from_nanos(1);
+    req.single_line = true;
+    assert!(!lines_done_past_target(&req, long_ago, "x = 1\n"), "single-line answers end at their line anyway");
+}
+
+/// The real model (`INKLING_TEST_MODEL`): a block answer past the latency target is its first
+/// line, the start of the answer without a target.
+#[test]
+fn real_model_a_block_answer_past_the_latency_target_is_its_first_line() {
+    let Some(path) = crate::engine::testing::real_model() else { return };
+    let mut b = Qwen2Backend::load(&path, &Device::Cpu, EngineOptions::default()).unwrap();
+    let text = PromptText {
+        prefix: "def fibonacci(n):\n".into(),
+        suffix: "\n\nprint(fibonacci(10))\n".into(),
+        line_head: "    ".into(),
+        ..PromptText::default()
+    };
+    let cancel = CancelToken::new();
+    let full = b.generate(&request("fib.py", &text, 40), &cancel).unwrap();
+    assert!(full.text.trim_end().contains('\n'), "a block of more than one line: {:?}", full.text);
+    b.reset();
+    let mut req = request("fib.py", &text, 40);
+    req.latency_target = Duration::from_nanos(1);
+    let early = b.generate(&req, &cancel).unwrap();
+    assert_eq!(early.stop, StopReason::LatencyTarget, "{early:?}");
+    assert!(full.text.starts_with(&early.text), "{:?} is not the start of {:?}", early.text, full.text);
+    assert!(!early.text.trim_end().contains('\n'), "one line: {:?}", early.text);
+}
+
+#[test]
 fn a_cold_prompt_is_sized_to_the_latency_target_kept_while_typing_and_grown_by_a_pre_warm() {
     let mut b =
         Qwen2Backend::load(&tiny_model_path(), &Device::Cpu, EngineOptions { speculate: false, ..EngineOptions::default() }).unwrap();
