@@ -213,7 +213,7 @@ fn a_model_file_truncated_or_replaced_while_serving() {
 fn closing_stdin_during_a_long_real_model_completion_ends_the_server_within_a_second() {
     let model = test_model();
     let mut c = ProcClient::serve(&["--model", &model]);
-    c.initialize(caps(), json!({"maxNewTokens": 1024, "timeBudgetMs": 120000, "multiline": "always"}));
+    c.initialize(caps(), json!({"maxNewTokens": 1024, "timeBudgetMs": 120000, "latencyTargetMs": 0, "multiline": "always"}));
     c.wait_model_ready(Duration::from_secs(180));
     let long = "# A long list of the first hundred prime numbers, one per line, in a Python list.\nPRIMES = [\n";
     c.open("file:///w/long.py", "python", long);

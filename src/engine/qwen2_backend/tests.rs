@@ -424,7 +424,7 @@ fn a_cold_prompt_is_sized_to_the_latency_target_kept_while_typing_and_grown_by_a
     let full = prompt::build(&b.tokenizer, &b.special, &text, BUDGET).unwrap().tokens.len();
     let cancel = CancelToken::new();
     let limit = 200;
-    let mut ask = |b: &mut Qwen2Backend, text: &PromptText| {
+    let ask = |b: &mut Qwen2Backend, text: &PromptText| {
         let mut req = request("s.py", text, 2);
         req.latency_target = Duration::from_secs(1);
         b.prefill_rate = limit as f64 / PREFILL_SHARE; // as if measured: `limit` tokens fit
