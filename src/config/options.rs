@@ -145,7 +145,7 @@ settings! {
     time_budget_ms: u64 = 10_000, from u64, by in_range_u64::<10, 120_000>, "timeBudgetMs", "integer",
         "Stop generating after this many milliseconds (after reading the prompt) and answer with what is there.";
     latency_target_ms: u64 = 1_000, from u64, by in_range_u64::<0, 120_000>, "latencyTargetMs", "integer",
-        "When reading the whole prompt would take longer than this (the model's own measured speed), a smaller prompt is read first and the context grows with the next requests. 0: always the full prompt.";
+        "When reading the whole prompt would take longer than this (the model's own measured speed), a smaller prompt is read first and pauses grow it (prewarm); a multi-line answer still running after this long ends at its last whole line. 0: always the full prompt, no such end.";
     prewarm: bool = true, from bool, by as_is, "prewarm", "boolean",
         "When you pause, read the prompt the next suggestion will need (the full context, where a latency target shortened it) in the background; any request interrupts it.";
     multiline: Multiline = Multiline::Auto, from Multiline, by as_is, "multiline", "string",

@@ -35,7 +35,7 @@ pub const PREFILL_STEP: usize = 128;
 /// Share of the latency target the prompt's prefill may take (the rest is for the answer).
 const PREFILL_SHARE: f64 = 0.7;
 /// Budgets are scaled in steps of 1/STEPS of the full ones when the full prompt does not fit
-/// the latency target, so that each request can read a little more than the last.
+/// the latency target, so that a pre-warm can grow the window a stage at a time.
 const STEPS: usize = 32;
 /// Tokens of the warm-up prefill at load, which also measures the first prefill rate (about
 /// the size of the prompts a latency target allows on a CPU).
