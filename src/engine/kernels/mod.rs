@@ -53,23 +53,38 @@ pub fn available() -> bool {
 }
 
 /// Whether a model loaded now should run weights in `format` on these kernels rather than
-/// candle's.
+/// candle's, for some inputs at least ([`own_max_rows`] says which).
+pub fn preferred_for(format: Format) -> bool {
+    own_max_rows(format) > 0
+}
+
+/// Inputs of fewer rows than this multiply weights in `format` on these kernels (0: none; the
+/// dense prefill path takes long inputs of Q8_0 and Q5_0 before this limit applies).
 ///
 /// Q8_0 and Q5_0 always (candle has no SIMD Q5_0 kernel and converts each Q8_0 scale through a
-/// function call). K-quants only where candle lacks its AVX-512 VNNI kernels, which run them
-/// faster than these AVX2 ones. `INKLING_CPU_KERNELS=candle` turns the project's kernels off
-/// (a way out should they misbehave on some CPU, and the baseline of the engine benchmark);
-/// `=own` uses them for K-quants too.
-pub fn preferred_for(format: Format) -> bool {
+/// function call). K-quants too, except where candle has its AVX-512 VNNI kernels: there its
+/// tiled kernels run steps of 17 to 55 rows faster than these untiled ones, but not decoding
+/// and short steps (on a 2-core Xeon, `cargo bench --bench engine`: decode 17.4 vs 15.8 tok/s,
+/// a 16-token step 89.9 vs 83.0, a 48-token step 106.2 vs 122.0), which also keep decoding on
+/// one thread pool — candle's spins while rayon's works. A speculative check (at most 7 rows)
+/// then runs on the kernels that decode one token, so the two agree bit for bit.
+/// `INKLING_CPU_KERNELS=candle` turns the project's kernels off (a way out should they misbehave
+/// on some CPU, and the baseline of the engine benchmark); `=own` uses them for every K-quant
+/// step.
+pub fn own_max_rows(format: Format) -> usize {
     let choice = std::env::var("INKLING_CPU_KERNELS").unwrap_or_default();
     if !own_kernels_allowed() {
-        return false;
+        return 0;
     }
     match format {
-        Format::Q8_0 | Format::Q5_0 => true,
-        Format::Q4K | Format::Q6K => choice == "own" || !candle_has_vnni(),
+        Format::Q8_0 | Format::Q5_0 => usize::MAX,
+        Format::Q4K | Format::Q6K if choice == "own" || !candle_has_vnni() => usize::MAX,
+        Format::Q4K | Format::Q6K => KQUANT_OWN_MAX_ROWS,
     }
 }
+
+/// Where candle has VNNI K-quant kernels, K-quant inputs of fewer rows than this take these.
+const KQUANT_OWN_MAX_ROWS: usize = 17;
 
 /// Whether a model loaded now may run the project's kernels at all (the products where
 /// [`preferred_for`] says so, and the attention of short steps, [`attention`]): where the CPU

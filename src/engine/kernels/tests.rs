@@ -226,3 +226,15 @@ fn q5_0_dequantization_equals_candles() {
     assert_eq!(ours, theirs);
     assert!(ours.iter().flatten().any(|&v| v != 0.0));
 }
+
+#[test]
+fn a_speculative_check_runs_on_the_kernels_that_decode_one_token() {
+    // Where K-quants go to candle for longer steps, the limit must still take a whole check
+    // (the decoded token and its draft), or a check would round differently from decoding.
+    let check = crate::engine::EngineOptions::default().max_draft + 1;
+    assert!(super::KQUANT_OWN_MAX_ROWS > check, "{} rows must take the check's {check}", super::KQUANT_OWN_MAX_ROWS);
+    for format in [Format::Q8_0, Format::Q5_0, Format::Q4K, Format::Q6K] {
+        let limit = super::own_max_rows(format);
+        assert!(limit == 0 || limit > check, "{format:?}: {limit}");
+    }
+}

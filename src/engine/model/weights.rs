@@ -4,7 +4,7 @@
 //! blocks from GGUF, Q5_0 re-encoded as Q8_0 only where candle's kernels will run it, see
 //! [`super::quant`]; plain f32 for safetensors), norms and biases are f32 tensors. Each
 //! [`Linear`] decides at load which kernels multiply it: the project's ([`kernels`]) for inputs
-//! of a few rows where [`kernels::preferred_for`] says so, else candle's. Every tensor's shape is checked against the
+//! of a few rows where [`kernels::own_max_rows`] says so, else candle's. Every tensor's shape is checked against the
 //! [`ModelConfig`] here, so a mismatching or truncated file is a [`LoadError`] rather than a
 //! shape error (or a panic) during the first completion.
 
@@ -38,6 +38,9 @@ pub struct Linear {
     /// What `own_kernels` was at load ([`kernels::preferred_for`]).
     preferred: bool,
     own_max_rows: usize,
+    /// The most rows the project's kernels may take for this weight's format
+    /// ([`kernels::own_max_rows`]), whatever `own_max_rows` is set to, unless the dense path is off.
+    format_max_rows: usize,
 }
 
 /// Inputs of at least this many rows (prefill chunks) multiply a Q8_0 or Q5_0 weight through a
@@ -53,18 +56,33 @@ pub const DENSE_PREFILL_MIN_ROWS: usize = 56;
 
 impl Linear {
     fn new(weight: QMatMul, bias: Option<Tensor>) -> Linear {
-        let own_kernels = match &weight {
-            QMatMul::QTensor(q) => q.device().is_cpu() && Format::of(q.dtype()).is_some_and(kernels::preferred_for),
-            _ => false,
+        let format_max_rows = match &weight {
+            QMatMul::QTensor(q) if q.device().is_cpu() => Format::of(q.dtype()).map_or(0, kernels::own_max_rows),
+            _ => 0,
         };
+        let own_kernels = format_max_rows > 0;
         Linear {
             weight,
             bias,
             dense_min_rows: DENSE_PREFILL_MIN_ROWS,
             own_kernels,
             preferred: own_kernels,
-            own_max_rows: DENSE_PREFILL_MIN_ROWS,
+            own_max_rows: DENSE_PREFILL_MIN_ROWS.min(format_max_rows),
+            format_max_rows,
         }
+    }
+
+    /// Inputs of at least `rows` rows go dense (Q8_0, Q5_0) or to candle; `usize::MAX` turns the
+    /// dense path off and sends every input of a preferred format to the project's kernels.
+    fn set_dense_min_rows(&mut self, rows: usize) {
+        self.dense_min_rows = rows;
+        self.limit_own_rows(rows);
+    }
+
+    /// The project's kernels take inputs of fewer than `rows` rows, within what the format
+    /// allows (`usize::MAX`: all of them, so that a result never depends on how inputs were split).
+    fn limit_own_rows(&mut self, rows: usize) {
+        self.own_max_rows = if rows == usize::MAX { rows } else { rows.min(self.format_max_rows) };
     }
 
     /// The output head: never dense (an f32 copy of a 150k-row vocabulary is too big).
@@ -146,8 +164,8 @@ impl Weights {
     /// ([`DENSE_PREFILL_MIN_ROWS`] by default; `usize::MAX` turns it off, to measure what it
     /// brings and to test cache mechanics on one kernel).
     pub fn set_dense_min_rows(&mut self, rows: usize) {
-        self.layer_linears().for_each(|lin| (lin.dense_min_rows, lin.own_max_rows) = (rows, rows));
-        self.lm_head.own_max_rows = rows;
+        self.layer_linears().for_each(|lin| lin.set_dense_min_rows(rows));
+        self.lm_head.limit_own_rows(rows);
     }
 
     /// Turns the project's kernels off (candle's kernels everywhere; to test one against the
